@@ -1,0 +1,290 @@
+"""Scaled dot-product attention and multi-head attention: the core GPT and BERT share.
+
+Vaswani et al. (2017), "Attention Is All You Need", equation (1):
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+Shapes: B batch, h heads, L_q query length, L_k key length, d_k query/key size, d_v value size.
+Masks are boolean with True = "this query may attend to this key" (the PyTorch convention) and
+broadcast to (..., L_q, L_k). A query row that may attend to nothing returns zeros, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Backend = Literal["auto", "math", "torch"]
+KVCache = tuple[Tensor, Tensor]
+"""Keys and values of the positions seen so far, each (B, h, T_past, d)."""
+
+__all__ = [
+    "KVCache",
+    "MultiHeadAttention",
+    "MultiHeadAttentionOutput",
+    "causal_mask",
+    "padding_mask",
+    "scaled_dot_product_attention",
+]
+
+
+def causal_mask(L_q: int, L_k: int | None = None, device: torch.device | str | None = None) -> Tensor:
+    """Boolean (L_q, L_k) mask, True where query i may attend to key j.
+
+    Queries are aligned with the *last* L_q keys, so query i sits at absolute position
+    ``L_k - L_q + i`` and may attend to keys ``j <= L_k - L_q + i``. With ``L_k == L_q`` this is the
+    usual lower triangle; with a key/value cache (``L_k > L_q``) it lets new tokens see the whole
+    past, which makes cached decoding equal to recomputing the full sequence.
+    """
+    L_k = L_q if L_k is None else L_k
+    if L_q < 0 or L_k < 0:
+        raise ValueError(f"causal_mask: lengths must be non-negative, got L_q={L_q}, L_k={L_k}")
+    if L_k < L_q:
+        raise ValueError(f"causal_mask: L_k={L_k} must be >= L_q={L_q} (queries are the last L_q positions)")
+    ones = torch.ones(L_q, L_k, dtype=torch.bool, device=device)
+    return torch.tril(ones, diagonal=L_k - L_q)
+
+
+def padding_mask(attention_mask: Tensor) -> Tensor:
+    """Turn a Hugging Face ``attention_mask`` (B, T), 1 = token and 0 = padding, into a boolean key mask.
+
+    Returns (B, 1, 1, T): it broadcasts over heads and query positions, so padded keys are hidden
+    from every query.
+    """
+    if not isinstance(attention_mask, Tensor) or attention_mask.dim() != 2:
+        shape = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask)
+        raise ValueError(f"attention_mask must be a (B, T) tensor, got {shape}")
+    if attention_mask.dtype != torch.bool and attention_mask.is_floating_point():
+        raise ValueError(f"attention_mask must hold 0/1 integers or booleans, got dtype {attention_mask.dtype}")
+    return attention_mask.bool()[:, None, None, :]  # (B, T) -> (B, 1, 1, T)
+
+
+def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None) -> tuple[int, ...]:
+    """Validate shapes, dtypes and devices; return the broadcast batch shape."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have shape (..., L, d), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must have the same head size d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length L_k, got k {tuple(k.shape)} and v {tuple(v.shape)}")
+    try:
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"batch dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
+        ) from None
+    if attn_mask is not None:
+        if not isinstance(attn_mask, Tensor) or attn_mask.dtype != torch.bool:
+            got = attn_mask.dtype if isinstance(attn_mask, Tensor) else type(attn_mask).__name__
+            raise ValueError(f"attn_mask must be a boolean tensor (True = may attend), got {got}")
+        if attn_mask.device != q.device:
+            raise ValueError(f"attn_mask is on {attn_mask.device} but q is on {q.device}")
+        target = (*batch, q.shape[-2], k.shape[-2])
+        try:
+            broadcast = torch.broadcast_shapes(attn_mask.shape, target)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != torch.Size(target):
+            raise ValueError(
+                f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (..., L_q, L_k) = {target}"
+            )
+    return tuple(batch)
+
+
+def _broadcast(q: Tensor, k: Tensor, v: Tensor, batch: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """Expand q, k, v to one batch shape (the fused kernel does not broadcast all of them)."""
+    if q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        return q, k, v
+    return q.expand(*batch, *q.shape[-2:]), k.expand(*batch, *k.shape[-2:]), v.expand(*batch, *v.shape[-2:])
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    backend: Backend = "auto",
+    return_weights: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Compute 'Scaled Dot-Product Attention': softmax(Q K^T * scale) V.
+
+    Args:
+        q: queries (..., L_q, d_k). k: keys (..., L_k, d_k). v: values (..., L_k, d_v).
+        attn_mask: boolean, True = may attend, broadcastable to (..., L_q, L_k).
+        is_causal: also hide future keys, aligned as in :func:`causal_mask`.
+        scale: multiplies the scores; default ``1 / sqrt(d_k)``.
+        dropout_p: dropout on the attention weights (pass 0.0 at evaluation).
+        backend: ``"math"`` is the explicit five-step computation the course teaches; ``"torch"``
+            calls ``torch.nn.functional.scaled_dot_product_attention`` (fused Flash / memory-efficient
+            kernels on GPU); ``"auto"`` uses ``"torch"`` unless ``return_weights`` is set.
+        return_weights: also return the attention weights (..., L_q, L_k); needs the math path.
+
+    Returns:
+        output (..., L_q, d_v), or ``(output, weights)`` when ``return_weights`` is set.
+    """
+    if backend not in ("auto", "math", "torch"):
+        raise ValueError(f"backend must be 'auto', 'math' or 'torch', got {backend!r}")
+    if backend == "torch" and return_weights:
+        raise ValueError("backend='torch' (the fused kernel) cannot return weights; use backend='math' or 'auto'")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    batch = _check_inputs(q, k, v, attn_mask)
+    L_q, L_k = q.shape[-2], k.shape[-2]
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+
+    use_math = backend == "math" or (backend == "auto" and return_weights)
+    if not use_math and is_causal and attn_mask is None and L_q == L_k:
+        # The plain causal case: the fused kernel builds the mask itself (Flash-eligible).
+        q, k, v = _broadcast(q, k, v, batch)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)
+
+    mask = attn_mask
+    if is_causal:
+        causal = causal_mask(L_q, L_k, device=q.device)
+        mask = causal if mask is None else mask & causal
+    # Rows that may attend to nothing: let them see every key (so softmax stays finite), then zero them.
+    empty_rows: Tensor | None = None
+    if mask is not None:
+        empty_rows = ~mask.any(dim=-1, keepdim=True)  # (..., L_q, 1)
+        mask = mask | empty_rows
+
+    if use_math:
+        scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, d_k) @ (..., d_k, L_k) -> (..., L_q, L_k)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # each row sums to 1 over the keys
+        if empty_rows is not None:
+            weights = weights.masked_fill(empty_rows, 0.0)
+        attended = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+        output = attended @ v  # (..., L_q, L_k) @ (..., L_k, d_v) -> (..., L_q, d_v)
+        return (output, weights) if return_weights else output
+
+    q, k, v = _broadcast(q, k, v, batch)
+    output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    if empty_rows is not None:
+        output = output.masked_fill(empty_rows, 0.0)
+    return output
+
+
+class MultiHeadAttentionOutput(NamedTuple):
+    """What :class:`MultiHeadAttention` returns."""
+
+    output: Tensor  # (B, L_q, d_model)
+    weights: Tensor | None  # (B, h, L_q, L_k) when need_weights, else None
+    cache: KVCache | None  # keys and values (B, h, L_k, d) when use_cache, else None
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention: h attentions in parallel on d_model / h-sized projections.
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O, head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V).
+
+    Self-attention (``context=None``) projects queries, keys and values from ``x`` with one fused
+    (d_model, 3 d_model) matrix. Cross-attention takes queries from ``x`` and keys/values from
+    ``context`` (an encoder's output, say), using the same three blocks of that matrix.
+    """
+
+    def __init__(
+        self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, backend: Backend = "auto"
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads != 0:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.dropout = dropout
+        self.backend: Backend = backend
+        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W^Q; W^K; W^V] stacked on the output axis
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W^O
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, T, H) -> (B, h, T, d)
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        is_causal: bool = False,
+        past_key_value: KVCache | None = None,
+        use_cache: bool = False,
+        need_weights: bool = False,
+    ) -> MultiHeadAttentionOutput:
+        """Attend from ``x`` (B, L_q, d_model) to itself, or to ``context`` (B, L_k, d_model).
+
+        Args:
+            attention_mask: (B, L_k) key padding mask, 1 = token, 0 = padding. With a cache it covers
+                past and new keys together.
+            attn_mask: boolean, True = may attend, broadcastable to (B, h, L_q, L_k).
+            is_causal: hide future keys (self-attention only).
+            past_key_value: keys and values of earlier positions, from a previous call's ``cache``.
+            use_cache: return keys and values (past + new) for the next decoding step.
+            need_weights: also return the attention weights (uses the math path).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must be (B, L, d_model={self.d_model}), got {tuple(x.shape)}")
+        W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
+        b_q, b_kv = (
+            (None, None) if self.in_proj.bias is None else self.in_proj.bias.split([self.d_model, 2 * self.d_model])
+        )
+        if context is None:
+            q, k, v = self.in_proj(x).split(self.d_model, dim=-1)  # (B, L, 3H) -> 3 x (B, L, H)
+        else:
+            if is_causal:
+                raise ValueError("is_causal applies to self-attention; cross-attention takes attn_mask instead")
+            if context.dim() != 3 or context.shape[0] != x.shape[0] or context.shape[-1] != self.d_model:
+                raise ValueError(
+                    f"context must be (B={x.shape[0]}, L_k, d_model={self.d_model}), got {tuple(context.shape)}"
+                )
+            q = F.linear(x, W_q, b_q)
+            k, v = F.linear(context, W_kv, b_kv).split(self.d_model, dim=-1)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # each (B, h, T, d)
+        if past_key_value is not None:
+            past_k, past_v = past_key_value
+            k = torch.cat([past_k, k], dim=2)  # (B, h, T_past + T, d)
+            v = torch.cat([past_v, v], dim=2)
+        cache = (k, v) if use_cache else None
+
+        mask = attn_mask
+        if attention_mask is not None:
+            if attention_mask.shape != (x.shape[0], k.shape[2]):
+                raise ValueError(
+                    f"attention_mask must be (B, L_k) = {(x.shape[0], k.shape[2])}, got {tuple(attention_mask.shape)}"
+                )
+            keys = padding_mask(attention_mask)  # (B, 1, 1, L_k)
+            mask = keys if mask is None else mask & keys
+        dropout_p = self.dropout if self.training else 0.0
+        result = scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=is_causal,
+            dropout_p=dropout_p,
+            backend=self.backend,
+            return_weights=need_weights,
+        )
+        out, weights = result if need_weights else (result, None)
+        B, _, L_q, _ = out.shape
+        out = out.transpose(1, 2).reshape(B, L_q, self.d_model)  # (B, h, L_q, d) -> (B, L_q, H)
+        return MultiHeadAttentionOutput(self.out_proj(out), weights, cache)

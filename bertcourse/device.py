@@ -1,0 +1,38 @@
+"""Pick the best available device and make runs repeatable."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["get_device", "seed_everything"]
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return ``cuda`` if available, then ``mps``, then ``cpu``; ``prefer`` forces one by name."""
+    if prefer is not None:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (all devices); return a CPU ``torch.Generator`` with that seed.
+
+    ``deterministic=True`` also asks PyTorch for deterministic kernels (slower on GPU).
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
