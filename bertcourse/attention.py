@@ -80,28 +80,40 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None) -> 
         raise ValueError(f"q and k must have the same head size d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same length L_k, got k {tuple(k.shape)} and v {tuple(v.shape)}")
+    batch = q.shape[:-2]
+    if not (batch == k.shape[:-2] == v.shape[:-2]):
+        batch = _broadcast_batch(q, k, v)
+    if attn_mask is not None:
+        _check_mask(attn_mask, q, k, batch)
+    return tuple(batch)
+
+
+def _broadcast_batch(q: Tensor, k: Tensor, v: Tensor) -> torch.Size:
+    """The batch shape that q, k and v broadcast to."""
     try:
-        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        return torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
         raise ValueError(
             f"batch dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
         ) from None
-    if attn_mask is not None:
-        if not isinstance(attn_mask, Tensor) or attn_mask.dtype != torch.bool:
-            got = attn_mask.dtype if isinstance(attn_mask, Tensor) else type(attn_mask).__name__
-            raise ValueError(f"attn_mask must be a boolean tensor (True = may attend), got {got}")
-        if attn_mask.device != q.device:
-            raise ValueError(f"attn_mask is on {attn_mask.device} but q is on {q.device}")
-        target = (*batch, q.shape[-2], k.shape[-2])
-        try:
-            broadcast = torch.broadcast_shapes(attn_mask.shape, target)
-        except RuntimeError:
-            broadcast = None
-        if broadcast != torch.Size(target):
-            raise ValueError(
-                f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (..., L_q, L_k) = {target}"
-            )
-    return tuple(batch)
+
+
+def _check_mask(attn_mask: Tensor, q: Tensor, k: Tensor, batch: torch.Size) -> None:
+    """The mask is boolean, on q's device, and broadcasts to (..., L_q, L_k)."""
+    if not isinstance(attn_mask, Tensor) or attn_mask.dtype != torch.bool:
+        got = attn_mask.dtype if isinstance(attn_mask, Tensor) else type(attn_mask).__name__
+        raise ValueError(f"attn_mask must be a boolean tensor (True = may attend), got {got}")
+    if attn_mask.device != q.device:
+        raise ValueError(f"attn_mask is on {attn_mask.device} but q is on {q.device}")
+    target = (*batch, q.shape[-2], k.shape[-2])
+    try:
+        broadcast = torch.broadcast_shapes(attn_mask.shape, target)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != torch.Size(target):
+        raise ValueError(
+            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (..., L_q, L_k) = {target}"
+        )
 
 
 def _broadcast(q: Tensor, k: Tensor, v: Tensor, batch: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
