@@ -1,0 +1,256 @@
+"""GPT: a left-to-right Transformer language model, in the GPT-2 layout (Radford et al. 2018, 2019).
+
+    h_0 = W_tok[x] + W_pos[positions]
+    h_l = PreLNBlock_l(h_{l-1}),  causal: position i attends to positions <= i only
+    P(x_{t+1} | x_{<=t}) = softmax(LN_f(h_L)_t W_tok^T)
+
+Paper vs code: GPT-1 used post-LN blocks; GPT-2 (and this file) use pre-LN blocks plus a final
+LayerNorm ``final_norm``, the tanh approximation of GELU, LayerNorm epsilon 1e-5, and an LM head tied
+to the token embedding. Hugging Face's GPT-2 stores its linear maps as ``Conv1D`` with (in, out) weights,
+the transpose of ``nn.Linear`` here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from bertcourse.attention import KVCache
+from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.embeddings import Embeddings
+from bertcourse.feedforward import Activation
+from bertcourse.objectives import causal_lm_loss
+from bertcourse.outputs import BaseModelOutput, CausalLMOutput, check_labels
+from bertcourse.transformer import TransformerBlock, check_transformer_config, init_weights_
+
+__all__ = ["GPT", "GPTConfig"]
+
+INIT_STD = 0.02  # GPT-2's initializer_range
+
+
+@dataclass
+class GPTConfig:
+    """Hyper-parameters of :class:`GPT`. Defaults are CPU-sized; comments give GPT-2 small (124M)."""
+
+    vocab_size: int  # number of token ids V; GPT-2: 50257 byte-level BPE tokens
+    d_model: int = 128  # hidden size H of every position; GPT-2 small: 768
+    n_layers: int = 4  # number of Transformer blocks; GPT-2 small: 12
+    n_heads: int = 4  # attention heads per block (d_model / n_heads per head); GPT-2 small: 12
+    d_ff: int = 512  # inner size of the feed-forward network; GPT-2 small: 3072 (4 * d_model)
+    max_len: int = 256  # number of learned positions, the longest context; GPT-2: 1024
+    dropout: float = 0.1  # dropout on embeddings and on each sub-layer's output; GPT-2: 0.1
+    attention_dropout: float = 0.1  # dropout on the attention weights; GPT-2: 0.1
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon; GPT-2: 1e-5
+    activation: Activation = "gelu_tanh"  # FFN non-linearity; GPT-2: tanh-approximated GELU ("gelu_new")
+    bias: bool = True  # biases in linear maps and LayerNorms; GPT-2: True
+
+    def __post_init__(self) -> None:
+        check_transformer_config(self)
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"GPTConfig.bias must be a bool, got {self.bias!r}")
+
+
+class GPT(PreTrainedModel):
+    """Decoder-only Transformer language model: token + position embeddings, pre-LN causal blocks,
+    final LayerNorm, LM head tied to the token embedding.
+
+    State-dict keys: ``embeddings.{word,position}_embeddings.weight``, ``blocks.{i}.attn.in_proj.*``,
+    ``blocks.{i}.attn.out_proj.*``, ``blocks.{i}.attn_norm.*``, ``blocks.{i}.ff.fc1.*``,
+    ``blocks.{i}.ff.fc2.*``, ``blocks.{i}.ff_norm.*``, ``final_norm.*`` and ``lm_head.weight``
+    (the token embedding, stored once in checkpoints).
+    """
+
+    config_class = GPTConfig
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config.vocab_size, config.d_model, config.max_len, dropout=config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                config.d_model,
+                config.n_heads,
+                config.d_ff,
+                dropout=config.dropout,
+                attention_dropout=config.attention_dropout,
+                activation=config.activation,
+                layer_norm_eps=config.layer_norm_eps,
+                norm_first=True,
+                bias=config.bias,
+            )
+            for _ in range(config.n_layers)
+        )
+        self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        init_weights_(self, std=INIT_STD)
+        self.lm_head.weight = self.embeddings.word_embeddings.weight  # weight tying: logits = h W_tok^T
+        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 n_layers), so the
+        # variance of the stream does not grow with depth (each block adds two of them).
+        for block in self.blocks:
+            for proj in (block.attn.out_proj, block.ff.fc2):
+                nn.init.normal_(proj.weight, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layers))
+
+    def _past_length(self, past_key_values: tuple[KVCache, ...] | None, batch_size: int) -> int:
+        """Number of positions already in the cache; checks it has one (B, h, T_past, d) pair per block."""
+        if past_key_values is None:
+            return 0
+        if len(past_key_values) != len(self.blocks):
+            raise ValueError(
+                f"past_key_values must hold {len(self.blocks)} (key, value) pairs, got {len(past_key_values)}"
+            )
+        key = past_key_values[0][0]
+        if key.dim() != 4 or key.shape[0] != batch_size:
+            raise ValueError(f"past_key_values keys must be (B={batch_size}, h, T_past, d), got {tuple(key.shape)}")
+        return key.shape[2]
+
+    def _transform(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None,
+        past_key_values: tuple[KVCache, ...] | None,
+        use_cache: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> BaseModelOutput:
+        """Validate the inputs, embed them and run the blocks and the final LayerNorm: states (B, T, H)."""
+        past_len = self._past_length(past_key_values, input_ids.shape[0] if isinstance(input_ids, Tensor) else 0)
+        check_inputs(
+            input_ids,
+            attention_mask if past_len == 0 else None,
+            vocab_size=self.config.vocab_size,
+            max_len=self.config.max_len,
+        )
+        B, T = input_ids.shape
+        if past_len and attention_mask is not None and attention_mask.shape != (B, past_len + T):
+            raise ValueError(
+                f"with past_key_values, attention_mask must cover past and new tokens, (B, T_past + T) = "
+                f"{(B, past_len + T)}, got {tuple(attention_mask.shape)}"
+            )
+        x = self.embeddings(input_ids, position_offset=past_len)  # (B, T, H)
+        caches: list[KVCache] = []
+        attentions: list[Tensor] = []
+        hidden_states: list[Tensor] = [x]
+        for i, block in enumerate(self.blocks):
+            out = block(
+                x,
+                attention_mask=attention_mask,
+                is_causal=True,
+                past_key_value=None if past_key_values is None else past_key_values[i],
+                use_cache=use_cache,
+                need_weights=output_attentions,
+            )
+            x = out.hidden
+            if out.cache is not None:
+                caches.append(out.cache)
+            if out.weights is not None:
+                attentions.append(out.weights)
+            hidden_states.append(x)
+        x = self.final_norm(x)
+        hidden_states[-1] = x
+        return BaseModelOutput(
+            last_hidden_state=x,
+            past_key_values=tuple(caches) if use_cache else None,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        past_key_values: tuple[KVCache, ...] | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> CausalLMOutput:
+        """Next-token logits for every position.
+
+        Args:
+            input_ids: (B, T) token ids (the new tokens only, when ``past_key_values`` is given).
+            attention_mask: (B, T) 1 = token, 0 = padding; with a cache (B, T_past + T).
+            labels: (B, T) target ids, *unshifted* as in Hugging Face: position t is scored against
+                ``labels[:, t + 1]``, so ``labels=input_ids`` trains next-token prediction; -100 is ignored.
+            past_key_values: the ``past_key_values`` of a previous call with ``use_cache=True``.
+            use_cache: return keys and values so the next call need only feed the new tokens.
+            output_attentions / output_hidden_states: also return per-layer weights / states.
+
+        Returns:
+            :class:`CausalLMOutput` with ``logits`` (B, T, V) and ``loss`` when labels are given.
+        """
+        states = self._transform(
+            input_ids, attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states
+        )
+        logits = self.lm_head(states.last_hidden_state)  # (B, T, H) -> (B, T, V)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", tuple(input_ids.shape), self.config.vocab_size)
+            loss = causal_lm_loss(logits, labels)
+        return CausalLMOutput(logits, loss, states.past_key_values, states.hidden_states, states.attentions)
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Contextual token representations (B, T, H): the final-LayerNorm states each LM prediction reads.
+
+        Position t has seen tokens 0..t only.
+        """
+        return self._transform(input_ids, attention_mask, None, False, False, False).last_hidden_state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        do_sample: bool = False,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue each prompt by ``max_new_tokens`` tokens; returns (B, T + max_new_tokens).
+
+        Greedy (``do_sample=False``) takes the most likely token. Sampling draws from
+        softmax(logits / temperature), restricted to the ``top_k`` most likely tokens when given.
+        With ``use_cache`` each step feeds only the newest token and reuses the keys and values of
+        the earlier ones; the tokens are the same as recomputing the whole sequence every step.
+        Call ``model.eval()`` first: in train mode dropout makes every step random.
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+        check_inputs(input_ids, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
+        if input_ids.shape[1] == 0:
+            raise ValueError("input_ids must hold at least one prompt token per sequence")
+        if input_ids.shape[1] + max_new_tokens > self.config.max_len:
+            raise ValueError(
+                f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
+                f"max_len={self.config.max_len}"
+            )
+        tokens = input_ids
+        past: tuple[KVCache, ...] | None = None
+        for _ in range(max_new_tokens):
+            step_input = tokens if past is None else tokens[:, -1:]  # (B, T) first, then (B, 1)
+            out = self(step_input, past_key_values=past, use_cache=use_cache)
+            past = out.past_key_values if use_cache else None
+            logits = out.logits[:, -1, :]  # (B, V): the prediction for the next position
+            if do_sample:
+                next_token = self._sample(logits, temperature, top_k, generator)
+            else:
+                next_token = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+            tokens = torch.cat([tokens, next_token], dim=1)  # (B, T) -> (B, T + 1)
+        return tokens
+
+    @staticmethod
+    def _sample(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+        """Draw one token per row of (B, V) logits from softmax(logits / temperature), top-k filtered."""
+        logits = logits / temperature
+        if top_k is not None:
+            kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)  # (B, V)
+        return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)

@@ -1,0 +1,156 @@
+"""The Transformer block that GPT and BERT share, and the hyper-parameter checks and initialisation
+both use. GPT and BERT differ by configuration (LayerNorm placement, GELU variant, causal or not),
+never by a copy of this code.
+
+Paper vs code, LayerNorm placement:
+- Vaswani et al. (2017) and BERT put LayerNorm *after* each residual sum ("post-LN"):
+      x = LN(x + Sublayer(x))
+- GPT-2 moved it to the *input* of each sub-layer ("pre-LN") and added a final LayerNorm after the
+  last block:
+      x = x + Sublayer(LN(x))
+  The residual stream then never passes through a normalisation, which keeps gradients well scaled in
+  deep stacks and lets pre-LN models train without a learning-rate warm-up (Xiong et al. 2020).
+  The annotated-transformer's prose describes post-LN while its code runs pre-LN; here ``norm_first``
+  says which one runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from torch import Tensor, nn
+
+from bertcourse.attention import KVCache, MultiHeadAttention, MultiHeadAttentionOutput
+from bertcourse.feedforward import ACTIVATIONS, Activation, FeedForward
+
+__all__ = ["TransformerBlock", "TransformerBlockOutput", "check_transformer_config", "init_weights_"]
+
+
+class TransformerBlockOutput(NamedTuple):
+    """What :class:`TransformerBlock` returns."""
+
+    hidden: Tensor  # (B, T, H)
+    cache: KVCache | None  # keys and values (B, h, T_past + T, d) when use_cache, else None
+    weights: Tensor | None  # attention weights (B, h, T, T_past + T) when need_weights, else None
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention and a feed-forward network, each wrapped in a residual connection and a LayerNorm.
+
+    Pre-LN (``norm_first=True``, GPT-2)::
+
+        x = x + Dropout(MultiHead(LN_1(x)))
+        x = x + FFN(LN_2(x))
+
+    Post-LN (``norm_first=False``, Vaswani et al. and BERT)::
+
+        x = LN_1(x + Dropout(MultiHead(x)))
+        x = LN_2(x + FFN(x))
+
+    ``FFN`` ends in its own dropout, so both sub-layers' outputs are dropped out before the residual sum.
+
+    Args:
+        d_model: hidden size H. n_heads: number of heads h (H must be divisible by h). d_ff: FFN inner size.
+        dropout: dropout on each sub-layer's output. attention_dropout: dropout on the attention weights.
+        activation: ``"gelu"`` (exact, BERT) or ``"gelu_tanh"`` (GPT-2). layer_norm_eps: LayerNorm epsilon.
+        norm_first: pre-LN when True, post-LN when False. bias: biases in every linear map and LayerNorm.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        activation: Activation = "gelu",
+        layer_norm_eps: float = 1e-5,
+        norm_first: bool = True,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, p in (("dropout", dropout), ("attention_dropout", attention_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        self.norm_first = norm_first
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout=attention_dropout, bias=bias)
+        self.attn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)  # LN_1
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout, activation=activation, bias=bias)
+        self.ff_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)  # LN_2
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None = None,
+        is_causal: bool = False,
+        past_key_value: KVCache | None = None,
+        use_cache: bool = False,
+        need_weights: bool = False,
+    ) -> TransformerBlockOutput:
+        """Transform x (B, T, H) into (B, T, H).
+
+        Args:
+            attention_mask: (B, T_past + T) key padding mask, 1 = token, 0 = padding.
+            is_causal: position i attends to positions <= i only (GPT).
+            past_key_value: this block's keys and values from earlier decoding steps.
+            use_cache: return keys and values for the next step.
+            need_weights: return the attention weights.
+        """
+
+        def self_attention(h: Tensor) -> MultiHeadAttentionOutput:
+            return self.attn(
+                h,
+                attention_mask=attention_mask,
+                is_causal=is_causal,
+                past_key_value=past_key_value,
+                use_cache=use_cache,
+                need_weights=need_weights,
+            )
+
+        if self.norm_first:
+            a = self_attention(self.attn_norm(x))
+            x = x + self.dropout(a.output)
+            x = x + self.ff(self.ff_norm(x))
+        else:
+            a = self_attention(x)
+            x = self.attn_norm(x + self.dropout(a.output))
+            x = self.ff_norm(x + self.ff(x))
+        return TransformerBlockOutput(x, a.cache, a.weights)
+
+
+def check_transformer_config(config: Any) -> None:
+    """Raise ``ValueError`` naming the field when a GPT/BERT config holds an impossible value."""
+    name = type(config).__name__
+    for field in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len"):
+        value = getattr(config, field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}.{field} must be a positive integer, got {value!r}")
+    if config.d_model % config.n_heads != 0:
+        raise ValueError(f"{name}.d_model={config.d_model} must be divisible by {name}.n_heads={config.n_heads}")
+    for field in ("dropout", "attention_dropout"):
+        value = getattr(config, field)
+        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ValueError(f"{name}.{field} must be a probability in [0, 1), got {value!r}")
+    if not isinstance(config.layer_norm_eps, (int, float)) or not config.layer_norm_eps > 0:
+        raise ValueError(f"{name}.layer_norm_eps must be > 0, got {config.layer_norm_eps!r}")
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(f"{name}.activation must be one of {ACTIVATIONS}, got {config.activation!r}")
+
+
+def init_weights_(module: nn.Module, std: float = 0.02) -> None:
+    """GPT-2 / BERT initialisation, in place: weights of linear maps and embeddings ~ N(0, std^2),
+    biases 0, LayerNorm scale 1 and shift 0, and a zero embedding for the padding token."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+            if m.padding_idx is not None:
+                nn.init.zeros_(m.weight[m.padding_idx])
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
