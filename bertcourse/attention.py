@@ -63,29 +63,29 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, T) -> (B, 1, 1, T)
 
 
-def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None) -> tuple[int, ...]:
-    """Validate shapes, dtypes and devices; return the broadcast batch shape."""
+def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None) -> torch.Size | None:
+    """Validate shapes, dtypes and devices; return the common batch shape if q, k, v need broadcasting."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() < 2:
             raise ValueError(f"{name} must have shape (..., L, d), got {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not q.is_floating_point():
+        raise ValueError(f"q, k and v must be floating-point tensors, got dtype {q.dtype}")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must have the same head size d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same length L_k, got k {tuple(k.shape)} and v {tuple(v.shape)}")
-    batch = q.shape[:-2]
-    if not (batch == k.shape[:-2] == v.shape[:-2]):
-        batch = _broadcast_batch(q, k, v)
+    qs, ks, vs = q.shape, k.shape, v.shape
+    if qs[-1] != ks[-1]:
+        raise ValueError(f"q and k must have the same head size d_k, got q {tuple(qs)} and k {tuple(ks)}")
+    if ks[-2] != vs[-2]:
+        raise ValueError(f"k and v must have the same length L_k, got k {tuple(ks)} and v {tuple(vs)}")
+    batch = qs[:-2]
+    expand = None if batch == ks[:-2] == vs[:-2] else _broadcast_batch(q, k, v)
     if attn_mask is not None:
-        _check_mask(attn_mask, q, k, batch)
-    return tuple(batch)
+        _check_mask(attn_mask, q, k, batch if expand is None else expand)
+    return expand
 
 
 def _broadcast_batch(q: Tensor, k: Tensor, v: Tensor) -> torch.Size:
@@ -116,9 +116,9 @@ def _check_mask(attn_mask: Tensor, q: Tensor, k: Tensor, batch: torch.Size) -> N
         )
 
 
-def _broadcast(q: Tensor, k: Tensor, v: Tensor, batch: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
-    """Expand q, k, v to one batch shape (the fused kernel does not broadcast all of them)."""
-    if q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+def _expand(q: Tensor, k: Tensor, v: Tensor, batch: torch.Size | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Expand q, k, v to one batch shape when they differ (the fused kernel does not broadcast them all)."""
+    if batch is None:
         return q, k, v
     return q.expand(*batch, *q.shape[-2:]), k.expand(*batch, *k.shape[-2:]), v.expand(*batch, *v.shape[-2:])
 
@@ -156,7 +156,7 @@ def scaled_dot_product_attention(
         raise ValueError("backend='torch' (the fused kernel) cannot return weights; use backend='math' or 'auto'")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
-    batch = _check_inputs(q, k, v, attn_mask)
+    expand = _check_inputs(q, k, v, attn_mask)
     L_q, L_k = q.shape[-2], k.shape[-2]
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
@@ -164,7 +164,7 @@ def scaled_dot_product_attention(
     use_math = backend == "math" or (backend == "auto" and return_weights)
     if not use_math and is_causal and attn_mask is None and L_q == L_k:
         # The plain causal case: the fused kernel builds the mask itself (Flash-eligible).
-        q, k, v = _broadcast(q, k, v, batch)
+        q, k, v = _expand(q, k, v, expand)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)
 
     mask = attn_mask
@@ -188,7 +188,7 @@ def scaled_dot_product_attention(
         output = attended @ v  # (..., L_q, L_k) @ (..., L_k, d_v) -> (..., L_q, d_v)
         return (output, weights) if return_weights else output
 
-    q, k, v = _broadcast(q, k, v, batch)
+    q, k, v = _expand(q, k, v, expand)
     output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     if empty_rows is not None:
         output = output.masked_fill(empty_rows, 0.0)

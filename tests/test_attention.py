@@ -207,7 +207,11 @@ def test_padding_mask_shape_and_values():
         ({"attn_mask": torch.ones(2, 5, 7, dtype=torch.int64)}, r"attn_mask must be a boolean tensor"),
         ({"q": torch.randn(3, 5, 6)}, r"batch dimensions .* do not broadcast"),
         ({"q": torch.randn(6)}, r"q must have shape \(\.\.\., L, d\)"),
-        ({"q": torch.ones(2, 5, 6, dtype=torch.int64)}, r"q must be a floating-point tensor"),
+        ({"q": torch.ones(2, 5, 6, dtype=torch.int64)}, r"q, k and v must share a dtype, got torch.int64"),
+        (
+            {n: torch.ones(2, 7, 6, dtype=torch.int64) for n in "qkv"},
+            r"q, k and v must be floating-point tensors, got dtype torch.int64",
+        ),
         ({"v": torch.randn(2, 7, 4, dtype=torch.float64)}, r"q, k and v must share a dtype"),
         ({"backend": "flash"}, r"backend must be"),
         ({"dropout_p": 1.5}, r"dropout_p must be in"),
