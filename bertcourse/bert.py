@@ -1,0 +1,342 @@
+"""BERT: Bidirectional Encoder Representations from Transformers (Devlin et al. 2019).
+
+    h_0 = LN(W_tok[x] + W_seg[s] + W_pos[positions])
+    h_l = PostLNBlock_l(h_{l-1}),  not causal: every position attends to every (non-padding) position
+    pooled = tanh(W_p h_L[CLS] + b_p)
+
+Pre-training heads: masked LM (predict the original token at masked positions, from both sides at
+once) and next-sentence prediction on the pooled [CLS] vector. Fine-tuning heads: a linear classifier
+on the pooled vector (one label per sequence) or on every token (one label per token).
+
+Paper vs code: BERT keeps the post-LN blocks of Vaswani et al. (2017), LayerNorm epsilon 1e-12 and the
+exact (erf) GELU of Hugging Face's ``"gelu"``; Google's original TensorFlow code used the tanh
+approximation. Next-sentence labels follow Hugging Face: 0 = sentence B follows A, 1 = B is random.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.embeddings import Embeddings
+from bertcourse.feedforward import Activation, gelu
+from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss
+from bertcourse.outputs import (
+    BertForPreTrainingOutput,
+    BertModelOutput,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+    check_labels,
+)
+from bertcourse.transformer import TransformerBlock, check_transformer_config, init_weights_
+
+__all__ = [
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertModel",
+    "BertPreTrainedModel",
+    "MaskedLMHead",
+]
+
+INIT_STD = 0.02  # BERT's initializer_range
+
+
+@dataclass
+class BertConfig:
+    """Hyper-parameters of the BERT models. Defaults are CPU-sized; comments give BERT-base (110M)."""
+
+    vocab_size: int  # number of token ids V; BERT-base uncased: 30522 WordPiece tokens
+    d_model: int = 128  # hidden size H of every position; BERT-base: 768
+    n_layers: int = 2  # number of Transformer blocks; BERT-base: 12
+    n_heads: int = 4  # attention heads per block (d_model / n_heads per head); BERT-base: 12
+    d_ff: int = 512  # inner size of the feed-forward network; BERT-base: 3072 (4 * d_model)
+    max_len: int = 128  # number of learned positions, the longest input; BERT-base: 512
+    type_vocab_size: int = 2  # number of segment embeddings (sentence A / B); BERT-base: 2
+    dropout: float = 0.1  # dropout on embeddings, sub-layer outputs and classifier input; BERT-base: 0.1
+    attention_dropout: float = 0.1  # dropout on the attention weights; BERT-base: 0.1
+    layer_norm_eps: float = 1e-12  # LayerNorm epsilon; BERT-base: 1e-12
+    activation: Activation = "gelu"  # FFN and MLM-transform non-linearity; BERT-base: exact (erf) GELU
+    pad_token_id: int = 0  # id of [PAD], whose embedding starts at zero; BERT-base uncased: 0
+    num_labels: int = 2  # classes of the fine-tuning heads; task-specific (2 for SST-2, 3 for MNLI)
+
+    def __post_init__(self) -> None:
+        check_transformer_config(self)
+        for field in ("type_vocab_size", "num_labels"):
+            value = getattr(self, field)
+            minimum = 2 if field == "num_labels" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"BertConfig.{field} must be an integer >= {minimum}, got {value!r}")
+        pad = self.pad_token_id
+        if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < self.vocab_size:
+            raise ValueError(f"BertConfig.pad_token_id must lie in [0, vocab_size={self.vocab_size}), got {pad!r}")
+
+
+class BertModel(PreTrainedModel):
+    """The BERT encoder: embeddings with segments and LayerNorm, post-LN bidirectional blocks, and a pooler.
+
+    State-dict keys: ``embeddings.{word,position,token_type}_embeddings.weight``,
+    ``embeddings.layer_norm.*``, ``blocks.{i}.attn.in_proj.*``, ``blocks.{i}.attn.out_proj.*``,
+    ``blocks.{i}.attn_norm.*``, ``blocks.{i}.ff.fc1.*``, ``blocks.{i}.ff.fc2.*``, ``blocks.{i}.ff_norm.*``,
+    ``pooler.*`` (absent with ``add_pooling_layer=False``).
+    """
+
+    config_class = BertConfig
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(
+            config.vocab_size,
+            config.d_model,
+            config.max_len,
+            type_vocab_size=config.type_vocab_size,
+            dropout=config.dropout,
+            layer_norm_eps=config.layer_norm_eps,
+            padding_idx=config.pad_token_id,
+        )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                config.d_model,
+                config.n_heads,
+                config.d_ff,
+                dropout=config.dropout,
+                attention_dropout=config.attention_dropout,
+                activation=config.activation,
+                layer_norm_eps=config.layer_norm_eps,
+                norm_first=False,
+            )
+            for _ in range(config.n_layers)
+        )
+        self.pooler = nn.Linear(config.d_model, config.d_model) if add_pooling_layer else None  # W_p, b_p
+        init_weights_(self, std=INIT_STD)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertModelOutput:
+        """Encode (B, T) token ids into contextual states (B, T, H) and a pooled [CLS] vector (B, H).
+
+        Args:
+            input_ids: (B, T) token ids, [CLS] first. attention_mask: (B, T) 1 = token, 0 = padding.
+            token_type_ids: (B, T) segment ids, 0 = sentence A, 1 = sentence B; all 0 when omitted.
+            output_attentions / output_hidden_states: also return per-layer weights / states.
+        """
+        c = self.config
+        check_inputs(
+            input_ids,
+            attention_mask,
+            vocab_size=c.vocab_size,
+            max_len=c.max_len,
+            token_type_ids=token_type_ids,
+            type_vocab_size=c.type_vocab_size,
+        )
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        hidden_states: list[Tensor] = [x]
+        attentions: list[Tensor] = []
+        for block in self.blocks:
+            out = block(x, attention_mask=attention_mask, need_weights=output_attentions)
+            x = out.hidden
+            hidden_states.append(x)
+            if out.weights is not None:
+                attentions.append(out.weights)
+        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, H) from [CLS]
+        return BertModelOutput(
+            last_hidden_state=x,
+            pooler_output=pooled,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+    def encode(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """Contextual token representations (B, T, H); every position has seen the whole sequence."""
+        return self(input_ids, attention_mask, token_type_ids).last_hidden_state
+
+
+class MaskedLMHead(nn.Module):
+    """Predict a token at every position: logits = LN(GELU(h W_t + b_t)) W_tok^T + b, (B, T, H) -> (B, T, V).
+
+    The decoder's weight is the token embedding of the encoder (tied, as in BERT); its bias is its own.
+    """
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.d_model, config.d_model)  # W_t, b_t: the "transform"
+        self.activation = gelu(config.activation)
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.d_model, config.vocab_size)  # bias b: one per vocabulary entry
+        init_weights_(self, std=INIT_STD)
+        self.decoder.weight = word_embeddings.weight  # tied: (V, H)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """(B, T, H) -> (B, T, V)."""
+        return self.decoder(self.layer_norm(self.activation(self.dense(hidden))))
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    """Base of the BERT heads: a :class:`BertModel` at ``.bert`` and its ``encode``."""
+
+    config_class = BertConfig
+    bert: BertModel
+
+    def encode(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """Contextual token representations (B, T, H) of the encoder under this head."""
+        return self.bert.encode(input_ids, attention_mask, token_type_ids)
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    """BERT with the masked-LM head only (no pooler, as in Hugging Face).
+
+    Extra state-dict keys: ``mlm_head.dense.*``, ``mlm_head.layer_norm.*``, ``mlm_head.decoder.bias``
+    and ``mlm_head.decoder.weight`` (the word embedding, stored once in checkpoints).
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.mlm_head = MaskedLMHead(config, self.bert.embeddings.word_embeddings)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> MaskedLMOutput:
+        """Token logits (B, T, V); ``labels`` (B, T) hold the original ids at masked positions, -100 elsewhere."""
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
+        logits = self.mlm_head(out.last_hidden_state)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", tuple(input_ids.shape), self.config.vocab_size)
+            loss = masked_lm_loss(logits, labels)
+        return MaskedLMOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """BERT's pre-training: masked LM on every position plus next-sentence prediction on the pooled [CLS].
+
+    Extra state-dict keys: those of :class:`BertForMaskedLM` plus ``bert.pooler.*`` and ``nsp_head.*``.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.mlm_head = MaskedLMHead(config, self.bert.embeddings.word_embeddings)
+        self.nsp_head = nn.Linear(config.d_model, 2)  # logits of (B follows A, B is random)
+        init_weights_(self.nsp_head, std=INIT_STD)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        labels: Tensor | None = None,
+        next_sentence_label: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertForPreTrainingOutput:
+        """MLM logits (B, T, V) and NSP logits (B, 2).
+
+        ``loss`` is the MLM loss over ``labels`` (B, T) (-100 = not masked) plus the NSP loss over
+        ``next_sentence_label`` (B,) (0 = B follows A, 1 = random); either term alone when only one is given.
+        """
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
+        prediction_logits = self.mlm_head(out.last_hidden_state)  # (B, T, V)
+        seq_relationship_logits = self.nsp_head(out.pooler_output)  # (B, H) -> (B, 2)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", tuple(input_ids.shape), self.config.vocab_size)
+            loss = masked_lm_loss(prediction_logits, labels)
+        if next_sentence_label is not None:
+            check_labels(next_sentence_label, "next_sentence_label", (input_ids.shape[0],), 2)
+            nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label, ignore_index=IGNORE_INDEX)
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        return BertForPreTrainingOutput(
+            prediction_logits, seq_relationship_logits, loss, out.hidden_states, out.attentions
+        )
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """One label per sequence: logits = Dropout(pooled [CLS]) W_c + b_c, (B, num_labels).
+
+    Extra state-dict keys: ``classifier.weight`` (num_labels, H) and ``classifier.bias``.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        init_weights_(self.classifier, std=INIT_STD)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> SequenceClassifierOutput:
+        """Class logits (B, C); ``loss`` is the cross-entropy against ``labels`` (B,) (-100 ignored)."""
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(out.pooler_output))  # (B, H) -> (B, C)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", (input_ids.shape[0],), self.config.num_labels)
+            loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        return SequenceClassifierOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """One label per token (tagging): logits = Dropout(h_t) W_c + b_c, (B, T, num_labels); no pooler.
+
+    Extra state-dict keys: ``classifier.weight`` (num_labels, H) and ``classifier.bias``.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        init_weights_(self.classifier, std=INIT_STD)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> TokenClassifierOutput:
+        """Tag logits (B, T, C); ``loss`` is the cross-entropy against ``labels`` (B, T) (-100 ignored)."""
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, H) -> (B, T, C)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", tuple(input_ids.shape), self.config.num_labels)
+            loss = masked_lm_loss(logits, labels)
+        return TokenClassifierOutput(logits, loss, out.hidden_states, out.attentions)
