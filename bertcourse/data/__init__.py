@@ -1,0 +1,1 @@
+"""Data for the course: the toy language, real corpora, datasets and collators."""

@@ -1,0 +1,144 @@
+"""Task heads that fit on any course encoder: ELMo, GPT and BERT compared under the same head.
+
+An *encoder* is any module with ``encode(input_ids, attention_mask=None) -> (B, T, H)``. A head adds
+a linear classifier and the loss; nothing else differs between the models it is put on.
+
+* Fine-tuning (``freeze_encoder=False``): encoder and head learn together (BERT, GPT).
+* Feature-based (``freeze_encoder=True``): the encoder is fixed and kept in eval mode, only the head
+  learns (how ELMo's representations were used).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.outputs import SequenceClassifierOutput, TokenClassifierOutput, check_labels
+from bertcourse.pretrained import mean_pool
+
+__all__ = ["Encoder", "SequenceClassifier", "TokenClassifier", "pool"]
+
+Pooling = Literal["mean", "first", "last"]
+
+
+class Encoder(Protocol):
+    """Anything that maps token ids to contextual states: ``encode(input_ids, attention_mask) -> (B, T, H)``."""
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor: ...
+
+
+def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
+    """One vector per sequence from states (B, T, H) -> (B, H).
+
+    ``mean``: sum_t m_t h_t / sum_t m_t over real tokens only (padding never counts);
+    ``first``: h_0 (BERT's [CLS]); ``last``: h at the last real token (what a left-to-right GPT has
+    read the whole sequence by). Padding is assumed on the right.
+    """
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    if pooling == "mean":
+        return mean_pool(hidden, attention_mask)
+    if pooling == "first":
+        return hidden[:, 0]
+    if pooling == "last":
+        last = (attention_mask.sum(1) - 1).clamp(min=0)  # (B,) index of the last real token
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    raise ValueError(f"pooling must be 'mean', 'first' or 'last', got {pooling!r}")
+
+
+class _Head(nn.Module):
+    """The encoder, its freezing, and the check of its output width."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int, dropout: float, freeze: bool) -> None:
+        super().__init__()
+        if not callable(getattr(encoder, "encode", None)):
+            raise ValueError(f"encoder must have encode(input_ids, attention_mask); {type(encoder).__name__} has not")
+        if hidden_size < 1 or num_labels < 1:
+            raise ValueError(f"hidden_size and num_labels must be >= 1, got {hidden_size} and {num_labels}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.encoder = encoder
+        self.hidden_size, self.num_labels, self.freeze_encoder = hidden_size, num_labels, freeze
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+        if freeze:
+            encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> _Head:
+        """Like ``nn.Module.train``, but a frozen encoder stays in eval mode (no dropout in features)."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def _encode(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            hidden = self.encoder.encode(input_ids, attention_mask)  # (B, T, H)
+        if hidden.dim() != 3 or hidden.shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"encoder returned states {tuple(hidden.shape)}; expected (B, T, hidden_size={self.hidden_size})"
+            )
+        return hidden
+
+
+class SequenceClassifier(_Head):
+    """One label per sequence: logits = Dropout(pool(encode(x))) W + b, (B, num_labels).
+
+    ``pooling``: ``mean`` over real tokens (default, fair to every model), ``first`` (BERT's [CLS]) or
+    ``last`` (the only position of a left-to-right model that has read everything).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_size: int,
+        num_labels: int,
+        pooling: Pooling = "mean",
+        dropout: float = 0.1,
+        freeze_encoder: bool = False,
+    ) -> None:
+        super().__init__(encoder, hidden_size, num_labels, dropout, freeze_encoder)
+        if pooling not in ("mean", "first", "last"):
+            raise ValueError(f"pooling must be 'mean', 'first' or 'last', got {pooling!r}")
+        self.pooling: Pooling = pooling
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None
+    ) -> SequenceClassifierOutput:
+        """Class logits (B, C); ``loss`` is the cross-entropy against ``labels`` (B,) (-100 ignored)."""
+        pooled = pool(self._encode(input_ids, attention_mask), attention_mask, self.pooling)  # (B, H)
+        logits = self.classifier(self.dropout(pooled))  # (B, H) -> (B, C)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", (input_ids.shape[0],), self.num_labels)
+            loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        return SequenceClassifierOutput(logits, loss)
+
+
+class TokenClassifier(_Head):
+    """One label per token: logits = Dropout(encode(x)) W + b, (B, T, num_labels)."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_size: int,
+        num_labels: int,
+        dropout: float = 0.1,
+        freeze_encoder: bool = False,
+    ) -> None:
+        super().__init__(encoder, hidden_size, num_labels, dropout, freeze_encoder)
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None
+    ) -> TokenClassifierOutput:
+        """Tag logits (B, T, C); ``loss`` is the cross-entropy against ``labels`` (B, T) (-100 ignored)."""
+        logits = self.classifier(self.dropout(self._encode(input_ids, attention_mask)))  # (B, T, H) -> (B, T, C)
+        loss = None
+        if labels is not None:
+            check_labels(labels, "labels", tuple(input_ids.shape), self.num_labels)
+            loss = F.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        return TokenClassifierOutput(logits, loss)
