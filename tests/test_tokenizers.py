@@ -73,7 +73,7 @@ def hf_slow(vocab_path):
     return legacy.BertTokenizerLegacy(vocab_file=str(vocab_path), do_lower_case=True)
 
 
-def pydoc_lines(step: int = 10) -> list[str]:
+def pydoc_lines(step: int) -> list[str]:
     """Every step-th non-blank line of CPython's language reference (pydoc_data.topics), offline real text."""
     lines = [line for text in pydoc_data.topics.topics.values() for line in text.split("\n") if line.strip()]
     return lines[::step]
@@ -115,8 +115,8 @@ def test_long_words_become_one_unk(bert):
 
 
 def test_ids_equal_hugging_face_on_the_python_language_reference(bert, hf_fast, hf_slow):
-    lines = pydoc_lines()
-    assert len(lines) > 800
+    lines = pydoc_lines(step=1)
+    assert len(lines) > 8000
     ours = bert(lines, padding=False, truncation=False, return_tensors=None)["input_ids"]
     assert ours == hf_fast(lines)["input_ids"]
     assert ours == hf_slow(lines)["input_ids"]
@@ -201,6 +201,9 @@ def test_the_cache_does_not_change_results(bert, vocab_path):
     [
         (lambda t: t.encode(3), "text"),
         (lambda t: t.tokenize(None), "text"),
+        (lambda t: t.encode("a", 5), "text_pair"),
+        (lambda t: t("a", ["b", None]), "text_pair"),
+        (lambda t: CharTokenizer.from_texts(["ab", 3]), "texts[1]"),
         (lambda t: t(["ok", 5]), "texts[1]"),
         (lambda t: t([]), "texts"),
         (lambda t: t(["a", "b"], ["c"]), "text_pair"),
