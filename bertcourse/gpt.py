@@ -116,14 +116,14 @@ class GPT(PreTrainedModel):
         output_hidden_states: bool,
     ) -> BaseModelOutput:
         """Validate the inputs, embed them and run the blocks and the final LayerNorm: states (B, T, H)."""
-        past_len = self._past_length(past_key_values, input_ids.shape[0] if isinstance(input_ids, Tensor) else 0)
         check_inputs(
             input_ids,
-            attention_mask if past_len == 0 else None,
+            attention_mask if past_key_values is None else None,  # with a cache the mask is longer: below
             vocab_size=self.config.vocab_size,
             max_len=self.config.max_len,
         )
         B, T = input_ids.shape
+        past_len = self._past_length(past_key_values, B)
         if past_len and attention_mask is not None and attention_mask.shape != (B, past_len + T):
             raise ValueError(
                 f"with past_key_values, attention_mask must cover past and new tokens, (B, T_past + T) = "
@@ -149,7 +149,7 @@ class GPT(PreTrainedModel):
                 attentions.append(out.weights)
             hidden_states.append(x)
         x = self.final_norm(x)
-        hidden_states[-1] = x
+        hidden_states[-1] = x  # as in Hugging Face, the last entry is taken after the final LayerNorm
         return BaseModelOutput(
             last_hidden_state=x,
             past_key_values=tuple(caches) if use_cache else None,
