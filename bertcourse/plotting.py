@@ -20,6 +20,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import Tensor
 
 __all__ = [
@@ -173,19 +174,23 @@ def plot_visibility(
     matrices: Mapping[str, ArrayLike],
     tokens: Sequence[str],
     title: str | None = "Which context each model uses to represent a word",
+    highlight: tuple[int, int] | None = None,
 ) -> Figure:
     """Side-by-side (T, T) visibility masks, one panel per model.
 
     Row i is the word being represented, column j a word its representation may depend on.
 
     ``matrices`` maps a panel title (a model, or one direction of ELMo) to a boolean or 0/1 matrix;
-    ``tokens`` labels both axes. Returns the figure, one image per panel and one shared legend bar.
+    ``tokens`` labels both axes. ``highlight=(i, j)`` outlines the cell "word i sees word j" in every panel.
+    Returns the figure: one image per panel and one shared colour bar.
     """
     if not matrices:
         raise ValueError("matrices must name at least one model")
     T = len(tokens)
     if T == 0:
         raise ValueError("tokens must not be empty")
+    if highlight is not None and not all(0 <= index < T for index in highlight):
+        raise ValueError(f"highlight must be (i, j) with 0 <= i, j < T={T}, got {highlight}")
     checked: dict[str, np.ndarray] = {}
     for name, m in matrices.items():
         matrix = _as_matrix(m, f"matrices[{name!r}]")
@@ -202,6 +207,9 @@ def plot_visibility(
         _heatmap(matrix, ax, tokens, tokens, name, cmap=MASK_CMAP, vmin=0.0, vmax=1.0)
         ax.set_xlabel("context word")
         ax.set_ylabel("word represented" if i == 0 else "")
+        if highlight is not None:
+            row, col = highlight
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor=PALETTE[1], linewidth=2.5))
     bar = fig.colorbar(axes[-1].images[-1], ax=list(axes), ticks=[0.25, 0.75], shrink=0.6)
     bar.ax.set_yticklabels(["hidden", "visible"])
     if title is not None:

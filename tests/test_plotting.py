@@ -68,6 +68,15 @@ def test_plot_visibility_has_one_panel_per_model() -> None:
         assert tick_texts(ax.get_xticklabels()) == TOKENS
     assert len(fig.axes) == len(matrices) + 1  # plus one shared colour bar
     assert fig.get_suptitle() == "context"
+    assert all(not ax.patches for ax in panels)
+
+
+def test_plot_visibility_outlines_the_highlighted_cell_in_every_panel() -> None:
+    matrices = {"GPT": causal_mask(5), "BERT": torch.ones(5, 5, dtype=torch.bool)}
+    fig = plot_visibility(matrices, TOKENS, highlight=(1, 4))
+    for ax in (ax for ax in fig.axes if ax.images):
+        (box,) = ax.patches
+        assert box.get_xy() == (3.5, 0.5)  # column 4, row 1, cells centred on integers
 
 
 @pytest.mark.parametrize(
@@ -84,6 +93,7 @@ def test_plot_visibility_has_one_panel_per_model() -> None:
         (lambda: plot_visibility({"GPT": causal_mask(4)}, TOKENS), r"matrices\['GPT'\] must be \(T, T\)"),
         (lambda: plot_visibility({"GPT": causal_mask(0)}, []), "tokens must not be empty"),
         (lambda: plot_visibility({"x": torch.rand(5, 5)}, TOKENS), "0/1"),
+        (lambda: plot_visibility({"GPT": causal_mask(5)}, TOKENS, highlight=(1, 5)), "highlight"),
         (lambda: use_style(dpi=0), "dpi"),
     ],
 )
