@@ -418,7 +418,8 @@ class WordPieceTokenizer(Tokenizer):
 
         Training is bottom-up merging, as in BPE (Sennrich et al. 2016) and WordPiece (Schuster & Nakajima 2012):
 
-        1. Count the words of the corpus after basic tokenization (``basic_tokenize``).
+        1. Count the words of the corpus after basic tokenization (``basic_tokenize``), leaving out words longer
+           than ``max_input_chars_per_word``, which become ``[UNK]`` whatever the vocabulary.
         2. Spell every word in characters, ``##`` marking the non-initial ones: ``"hug" -> h ##u ##g``.
            The vocabulary starts as the special tokens, then every character ``c`` seen, both as ``c`` and
            ``##c`` (sorted), so any word over this alphabet can be tokenized without ``[UNK]``.
