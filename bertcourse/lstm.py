@@ -1,0 +1,223 @@
+"""The LSTM twice: an explicit cell that shows its gates, and the fused ``torch.nn.LSTM`` fast path.
+
+Hochreiter & Schmidhuber (1997), in the form ``torch.nn.LSTMCell`` computes (gate order i, f, g, o):
+
+    i  = σ(W_ii x + b_ii + W_hi h + b_hi)        input gate
+    f  = σ(W_if x + b_if + W_hf h + b_hf)        forget gate
+    g  = tanh(W_ig x + b_ig + W_hg h + b_hg)     candidate cell
+    o  = σ(W_io x + b_io + W_ho h + b_ho)        output gate
+    c' = f ⊙ c + i ⊙ g
+    h' = o ⊙ tanh(c')                            (with a projection: h' = W_hr (o ⊙ tanh(c')))
+
+The four W_i* are stacked row-wise into ``weight_ih`` (4H, I), the W_h* into ``weight_hh`` (4H, H), exactly
+as PyTorch stores them, so weights copy across with ``load_state_dict``. The projection (``proj_size`` P)
+is the "LSTMP" of Sak et al. (2014) that ELMo uses: the cell has H units, the state fed back and
+returned has P.
+
+:class:`LSTM` keeps ONE set of weights, those of an inner ``torch.nn.LSTM``. ``fused=True`` runs that
+module (cuDNN on a GPU); ``fused=False`` loops :func:`lstm_cell` over time on the same tensors. Tests
+prove the two equal, with and without padding.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["LSTM", "LSTMCell", "lstm_cell", "reverse_padded"]
+
+# PyTorch notes, once per process, that its oneDNN kernels lack projections and it uses its own; nothing to act on.
+warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+
+LSTMState = tuple[Tensor, Tensor]
+"""(h, c): hidden state (B, P or H) and cell state (B, H)."""
+
+
+def lstm_cell(
+    x: Tensor,
+    state: LSTMState,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor,
+    bias_hh: Tensor,
+) -> LSTMState:
+    """One LSTM time step with the gates written out.
+
+    Args:
+        x: (B, I) input at this step.
+        state: (h, c), each (B, H_h) and (B, H): the previous hidden and cell states.
+        weight_ih: (4H, I), weight_hh: (4H, H_h), bias_ih and bias_hh: (4H,), gate blocks in order i, f, g, o.
+
+    Returns:
+        (o ⊙ tanh(c'), c'), each (B, H). A projected LSTM multiplies the first by W_hr afterwards.
+    """
+    h, c = state
+    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    i, f, g, o = gates.chunk(4, dim=-1)  # (B, 4H) -> 4 x (B, H)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c_next = f * c + i * g
+    h_next = o * torch.tanh(c_next)
+    return h_next, c_next
+
+
+class LSTMCell(nn.Module):
+    """The explicit LSTM cell, parameter for parameter a ``torch.nn.LSTMCell``.
+
+    ``weight_ih`` (4H, I), ``weight_hh`` (4H, H), ``bias_ih`` (4H,), ``bias_hh`` (4H,), initialised like
+    PyTorch's, U(-1/sqrt(H), 1/sqrt(H)).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"LSTMCell: {name} must be a positive integer, got {value!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
+        bound = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x: Tensor, state: LSTMState | None = None) -> LSTMState:
+        """(B, I) input and optional (h, c), each (B, H) (zeros when omitted) -> the next (h', c')."""
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.input_size:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"LSTMCell: x must be (B, input_size={self.input_size}), got {got}")
+        B = x.shape[0]
+        if state is None:
+            zeros = x.new_zeros(B, self.hidden_size)
+            state = (zeros, zeros)
+        _check_state(state, B, self.hidden_size, self.hidden_size)
+        return lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class LSTM(nn.Module):
+    """One unidirectional, batch-first LSTM layer with an optional output projection.
+
+    The weights are those of ``self.rnn``, a ``torch.nn.LSTM`` (keys ``rnn.weight_ih_l0`` (4H, I),
+    ``rnn.weight_hh_l0`` (4H, P or H), ``rnn.bias_ih_l0``, ``rnn.bias_hh_l0`` (4H,) and, when
+    ``proj_size`` P > 0, ``rnn.weight_hr_l0`` (P, H)). ``fused`` picks how they are applied:
+    ``True`` calls ``torch.nn.LSTM`` (one fused kernel per sequence), ``False`` loops :func:`lstm_cell`
+    over the T steps in Python, the readable version. Flip ``layer.fused`` at any time: same numbers.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, proj_size: int = 0, fused: bool = True) -> None:
+        super().__init__()
+        for name, value, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"LSTM: {name} must be a positive integer, got {value!r}")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
+            raise ValueError(f"LSTM: proj_size must be an integer in [0, hidden_size={hidden_size}), got {proj_size!r}")
+        if not isinstance(fused, bool):
+            raise ValueError(f"LSTM: fused must be a bool, got {fused!r}")
+        self.input_size, self.hidden_size, self.proj_size = input_size, hidden_size, proj_size
+        self.output_size = proj_size or hidden_size
+        self.fused = fused
+        self.rnn = nn.LSTM(input_size, hidden_size, num_layers=1, batch_first=True, proj_size=proj_size)
+
+    def forward(
+        self, x: Tensor, state: LSTMState | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, LSTMState]:
+        """Run the layer over a batch of sequences.
+
+        Args:
+            x: (B, T, I) inputs.
+            state: optional initial (h_0, c_0), each (B, P or H) and (B, H); zeros when omitted.
+            lengths: optional (B,) integers in [1, T]: sequence b is ``x[b, :lengths[b]]``, the rest is
+                padding. Padded steps never update the state, and their outputs are zero.
+
+        Returns:
+            outputs (B, T, P or H) and (h_n, c_n), the states after each sequence's last real step.
+        """
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"LSTM: x must be (B, T >= 1, input_size={self.input_size}), got {got}")
+        B, T, _ = x.shape
+        if state is None:
+            state = (x.new_zeros(B, self.output_size), x.new_zeros(B, self.hidden_size))
+        _check_state(state, B, self.output_size, self.hidden_size)
+        if lengths is not None:
+            _check_lengths(lengths, B, T)
+        if self.fused:
+            return self._forward_fused(x, state, lengths)
+        return self._forward_explicit(x, state, lengths)
+
+    def _forward_fused(self, x: Tensor, state: LSTMState, lengths: Tensor | None) -> tuple[Tensor, LSTMState]:
+        """``torch.nn.LSTM``; with lengths, a packed sequence so padded steps are skipped."""
+        hx = (state[0].unsqueeze(0), state[1].unsqueeze(0))  # (B, ·) -> (1, B, ·): nn.LSTM's layer axis
+        if lengths is None:
+            outputs, (h_n, c_n) = self.rnn(x, hx)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, (h_n, c_n) = self.rnn(packed, hx)
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.shape[1])
+        return outputs, (h_n.squeeze(0), c_n.squeeze(0))  # (1, B, ·) -> (B, ·)
+
+    def _forward_explicit(self, x: Tensor, state: LSTMState, lengths: Tensor | None) -> tuple[Tensor, LSTMState]:
+        """The same layer as a Python loop over :func:`lstm_cell`, reading ``self.rnn``'s tensors."""
+        rnn = self.rnn
+        h, c = state
+        outputs = []
+        for t in range(x.shape[1]):
+            h_next, c_next = lstm_cell(
+                x[:, t], (h, c), rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+            )
+            if self.proj_size:
+                h_next = h_next @ rnn.weight_hr_l0.T  # (B, H) -> (B, P)
+            if lengths is None:
+                h, c = h_next, c_next
+                outputs.append(h)
+            else:
+                real = (t < lengths).to(x.device).unsqueeze(1)  # (B, 1): is step t inside sequence b?
+                h, c = torch.where(real, h_next, h), torch.where(real, c_next, c)
+                outputs.append(torch.where(real, h_next, torch.zeros_like(h_next)))
+        return torch.stack(outputs, dim=1), (h, c)  # T x (B, P or H) -> (B, T, P or H)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """Reverse each sequence of (B, T, ...) ``x`` within its own length; padding stays where it is.
+
+    ``[a, b, c, pad, pad]`` with length 3 becomes ``[c, b, a, pad, pad]``, so a backward LSTM run on the
+    result starts at the last real token, never at padding. Applying it twice gives ``x`` back.
+    """
+    if lengths is None:
+        return x.flip(1)
+    B, T = x.shape[:2]
+    _check_lengths(lengths, B, T)
+    t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+    n = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    index = torch.where(t < n, n - 1 - t, t)  # (B, T): source position of each output position
+    index = index.view(B, T, *([1] * (x.dim() - 2))).expand_as(x)  # (B, T) -> (B, T, ...)
+    return x.gather(1, index)
+
+
+def _check_state(state: LSTMState, B: int, h_size: int, c_size: int) -> None:
+    """Raise ``ValueError`` unless ``state`` is a pair (h, c) of shapes (B, h_size) and (B, c_size)."""
+    if not (isinstance(state, (tuple, list)) and len(state) == 2 and all(isinstance(s, Tensor) for s in state)):
+        raise ValueError(f"state must be a pair of tensors (h, c), got {type(state).__name__}")
+    h, c = state
+    if tuple(h.shape) != (B, h_size) or tuple(c.shape) != (B, c_size):
+        raise ValueError(
+            f"state (h, c) must have shapes {(B, h_size)} and {(B, c_size)}, got {tuple(h.shape)} and {tuple(c.shape)}"
+        )
+
+
+def _check_lengths(lengths: Tensor, B: int, T: int) -> None:
+    """Raise ``ValueError`` unless ``lengths`` is a (B,) integer tensor with values in [1, T]."""
+    if (
+        not isinstance(lengths, Tensor)
+        or lengths.shape != (B,)
+        or lengths.is_floating_point()
+        or lengths.dtype == torch.bool
+    ):
+        got = f"{tuple(lengths.shape)} {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
+        raise ValueError(f"lengths must be a (B,) = ({B},) integer tensor, got {got}")
+    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+        raise ValueError(f"lengths must lie in [1, T={T}], got values in [{int(lengths.min())}, {int(lengths.max())}]")
