@@ -1,0 +1,200 @@
+"""ELMo: a forward and a backward LSTM language model, concatenated (Peters et al. 2018), CPU-sized.
+
+    x_k = E[token_k]                                             one token embedding, shared
+    →h_{k,1} = →LSTM_1(x_1 .. x_k),   →h_{k,j} = →LSTM_j(→h_{.,j-1}) + →h_{k,j-1}  (j >= 2, residual)
+    ←h_{k,1} = ←LSTM_1(x_k .. x_n),   ←h_{k,j} likewise, right to left
+    P(t_{k+1} | t_1..t_k) = softmax(W →h_{k,L} + b)                one softmax, shared
+    P(t_{k-1} | t_k..t_n) = softmax(W ←h_{k,L} + b)
+    ELMo_k = γ Σ_j s_j [→h_{k,j}; ←h_{k,j}],   with h_{k,0} = [x_k; x_k]        (ScalarMix)
+
+The two directions never see each other: position k's representation is left context and right context
+side by side ("shallow" bidirectionality), which BERT replaces with joint attention to both sides.
+
+Paper vs code:
+- Input: the paper builds each token vector from characters (a char-CNN with 2048 filters and two
+  highway layers, projected to 512). Here a plain token embedding of size ``d_model`` does that job, so
+  the model cannot handle unseen words; the rest of the architecture is the paper's.
+- Sizes: the paper's LSTMs have 4096 cells projected to 512 (``d_hidden``/``d_model`` here) in 2 layers.
+- The paper clips cell and projection values ([-3, 3]); this code does not, so it can use ``torch.nn.LSTM``.
+- Right padding never reaches the backward LM: each sequence is reversed within its own length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.lstm import LSTM, reverse_padded
+from bertcourse.objectives import IGNORE_INDEX, backward_lm_loss, causal_lm_loss
+from bertcourse.outputs import check_labels
+from bertcourse.scalar_mix import ScalarMix
+
+__all__ = ["ELMo", "ELMoConfig", "ELMoOutput"]
+
+
+@dataclass
+class ELMoConfig:
+    """Hyper-parameters of :class:`ELMo`. Defaults are CPU-sized; comments give the paper's model."""
+
+    vocab_size: int  # number of token ids V; paper: ~793k words in the softmax (inputs are characters)
+    d_model: int = 128  # token-embedding and projected-LSTM size; paper: 512 (char-CNN output, LSTM projection)
+    d_hidden: int = 256  # LSTM cells per layer and direction, projected to d_model; paper: 4096
+    n_layers: int = 2  # LSTM layers per direction; paper: 2
+    dropout: float = 0.1  # dropout on the embeddings, between layers and before the softmax; paper: 0.1
+    fused: bool = True  # True: torch.nn.LSTM kernels; False: the explicit cell loop (same weights, same outputs)
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("vocab_size", "d_model", "d_hidden", "n_layers"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}.{field} must be a positive integer, got {value!r}")
+        if self.d_model >= self.d_hidden:
+            raise ValueError(f"{name}.d_model={self.d_model} must be < d_hidden={self.d_hidden} (a projection)")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"{name}.dropout must be a probability in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.fused, bool):
+            raise ValueError(f"{name}.fused must be a bool, got {self.fused!r}")
+
+
+@dataclass
+class ELMoOutput:
+    """Both LMs' logits (B, T, V), their mean loss when labels were given, and the layer stack.
+
+    ``forward_logits[:, t]`` predicts token t+1 from tokens <= t; ``backward_logits[:, t]`` predicts
+    token t-1 from tokens >= t; ``logits`` is ``forward_logits``. ``hidden_states`` holds n_layers + 1
+    tensors (B, T, 2 d_model): [x; x], then each layer's [forward; backward] states.
+    """
+
+    logits: Tensor
+    forward_logits: Tensor
+    backward_logits: Tensor
+    loss: Tensor | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+
+
+class ELMo(PreTrainedModel):
+    """Bidirectional LSTM language model with a shared embedding and softmax, and a scalar mix on top.
+
+    State-dict keys: ``embeddings.weight``, ``forward_lstms.{j}.rnn.*`` and ``backward_lstms.{j}.rnn.*``
+    (``torch.nn.LSTM`` names, with ``weight_hr_l0`` the projection), ``lm_head.{weight,bias}``, and
+    ``scalar_mix.{weights,gamma}``.
+    """
+
+    config_class = ELMoConfig
+
+    def __init__(self, config: ELMoConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = nn.Embedding(config.vocab_size, config.d_model)
+        self.forward_lstms = nn.ModuleList(self._lstm() for _ in range(config.n_layers))
+        self.backward_lstms = nn.ModuleList(self._lstm() for _ in range(config.n_layers))
+        self.dropout = nn.Dropout(config.dropout)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size)
+        self.scalar_mix = ScalarMix(config.n_layers + 1)
+
+    def _lstm(self) -> LSTM:
+        c = self.config
+        return LSTM(c.d_model, c.d_hidden, proj_size=c.d_model, fused=c.fused)
+
+    def _lengths(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+        """Validate the inputs; return (B,) lengths of the right-padded sequences, or None without a mask."""
+        check_inputs(input_ids, attention_mask, vocab_size=self.config.vocab_size)
+        if input_ids.shape[1] == 0:
+            raise ValueError(f"input_ids must hold at least one token per sequence, got shape {tuple(input_ids.shape)}")
+        if attention_mask is None:
+            return None
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+        lengths = attention_mask.long().sum(dim=1)  # (B,)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
+        if not bool((attention_mask.bool() == (positions < lengths.unsqueeze(1))).all()):
+            raise ValueError("attention_mask must be right-padded: ones, then zeros, in every row")
+        if int(lengths.min()) < 1:
+            raise ValueError("attention_mask must keep at least one token in every row, got an all-padding row")
+        return lengths
+
+    def _run(self, layers: nn.ModuleList, x: Tensor, lengths: Tensor | None) -> list[Tensor]:
+        """One direction's LSTM stack on (B, T, d_model) inputs; returns each layer's (B, T, d_model) states."""
+        states: list[Tensor] = []
+        h = x
+        for j, lstm in enumerate(layers):
+            out, _ = lstm(self.dropout(h), lengths=lengths)
+            h = out if j == 0 else out + h  # residual connection from the second layer on
+            states.append(h)
+        return states
+
+    def _layers(self, input_ids: Tensor, attention_mask: Tensor | None) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Embeddings (B, T, d_model) and both directions' layer states, aligned to the input positions."""
+        lengths = self._lengths(input_ids, attention_mask)
+        x = self.embeddings(input_ids)  # (B, T) -> (B, T, d_model)
+        forward_states = self._run(self.forward_lstms, x, lengths)
+        # The backward LM reads each sequence right to left: reverse within its length, run, reverse back.
+        reversed_states = self._run(self.backward_lstms, reverse_padded(x, lengths), lengths)
+        backward_states = [reverse_padded(h, lengths) for h in reversed_states]
+        return x, forward_states, backward_states
+
+    @staticmethod
+    def _stack(x: Tensor, forward_states: list[Tensor], backward_states: list[Tensor]) -> tuple[Tensor, ...]:
+        """The layer stack: [x; x], then [→h_j; ←h_j] for every layer j, each (B, T, 2 d_model)."""
+        layer0 = torch.cat([x, x], dim=-1)  # (B, T, d_model) -> (B, T, 2 d_model)
+        pairs = [torch.cat([f, b], dim=-1) for f, b in zip(forward_states, backward_states, strict=True)]
+        return (layer0, *pairs)
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None
+    ) -> ELMoOutput:
+        """Both LMs' next/previous-token logits.
+
+        Args:
+            input_ids: (B, T) token ids, right-padded when ``attention_mask`` is given.
+            attention_mask: (B, T) 1 = token, 0 = padding (ones then zeros in each row).
+            labels: (B, T) target ids, *unshifted* (``labels=input_ids`` trains both LMs): forward position
+                t is scored against ``labels[:, t + 1]``, backward position t against ``labels[:, t - 1]``;
+                -100 is ignored. Where ``attention_mask`` is 0 the label is ignored, and a padding position
+                never predicts a real token, so padding is neither input nor target of the loss.
+
+        Returns:
+            :class:`ELMoOutput`; ``loss`` is the mean of the forward and backward LM losses.
+        """
+        x, forward_states, backward_states = self._layers(input_ids, attention_mask)
+        forward_logits = self.lm_head(self.dropout(forward_states[-1]))  # (B, T, d_model) -> (B, T, V)
+        backward_logits = self.lm_head(self.dropout(backward_states[-1]))  # (B, T, d_model) -> (B, T, V)
+        loss = None
+        if labels is not None:
+            forward_labels, backward_labels = self._direction_labels(labels, input_ids, attention_mask)
+            loss = 0.5 * (
+                causal_lm_loss(forward_logits, forward_labels) + backward_lm_loss(backward_logits, backward_labels)
+            )
+        return ELMoOutput(
+            logits=forward_logits,
+            forward_logits=forward_logits,
+            backward_logits=backward_logits,
+            loss=loss,
+            hidden_states=self._stack(x, forward_states, backward_states),
+        )
+
+    def _direction_labels(
+        self, labels: Tensor, input_ids: Tensor, attention_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Labels for each direction with -100 wherever the target or the predicting position is padding."""
+        check_labels(labels, "labels", tuple(input_ids.shape), self.config.vocab_size)
+        if attention_mask is None:
+            return labels, labels
+        pad = attention_mask == 0  # (B, T)
+        labels = labels.masked_fill(pad, IGNORE_INDEX)  # padding is never a target
+        # Forward position t predicts label t + 1: right padding means a padded t has a padded t + 1.
+        # Backward position t predicts label t - 1: hide label t - 1 when position t is padding.
+        shifted_pad = torch.cat([pad[:, 1:], torch.zeros_like(pad[:, :1])], dim=1)  # (B, T): is t + 1 padding?
+        return labels, labels.masked_fill(shifted_pad, IGNORE_INDEX)
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """ELMo representations (B, T, 2 d_model): the scalar mix of the layer stack.
+
+        Position t combines the forward states (tokens <= t) and the backward states (tokens >= t).
+        """
+        x, forward_states, backward_states = self._layers(input_ids, attention_mask)
+        return self.scalar_mix(self._stack(x, forward_states, backward_states))
