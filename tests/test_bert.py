@@ -349,3 +349,26 @@ def test_eval_is_deterministic_and_dropout_acts_only_in_training():
     assert torch.equal(model(ids).logits, model(ids).logits)
     model.train()
     assert not torch.equal(model(ids).logits, model(ids).logits)
+
+
+@pytest.mark.gpu
+def test_runs_on_cuda_like_on_cpu_and_checkpoints_move_between_devices(tmp_path):
+    ids = random_ids(2, 9)
+    kwargs = dict(
+        attention_mask=torch.tensor([[1] * 9, [1] * 6 + [0] * 3]),
+        token_type_ids=torch.tensor([[0] * 5 + [1] * 4, [0] * 3 + [1] * 6]),
+        labels=torch.where(torch.rand(2, 9, generator=torch.Generator().manual_seed(0)) < 0.3, ids, IGNORE_INDEX),
+        next_sentence_label=torch.tensor([1, 0]),
+    )
+    expected = tiny(BertForPreTraining)(ids, **kwargs)
+    cuda = tiny(BertForPreTraining).cuda()
+    out = cuda(ids.cuda(), **{k: v.cuda() for k, v in kwargs.items()})
+    torch.testing.assert_close(out.prediction_logits.cpu(), expected.prediction_logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        out.seq_relationship_logits.cpu(), expected.seq_relationship_logits, rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(out.loss.cpu(), expected.loss, rtol=1e-4, atol=1e-5)
+    cuda.save_pretrained(tmp_path)
+    loaded = BertForPreTraining.from_pretrained(tmp_path).eval()
+    for key, tensor in cuda.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor.cpu()), key

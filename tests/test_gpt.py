@@ -316,3 +316,22 @@ def test_eval_is_deterministic_and_dropout_acts_only_in_training():
     assert torch.equal(model(ids).logits, model(ids).logits)
     model.train()
     assert not torch.equal(model(ids).logits, model(ids).logits)
+
+
+@pytest.mark.gpu
+def test_runs_on_cuda_like_on_cpu_and_cached_generation_still_matches():
+    model = tiny_model()
+    ids = random_ids(3, 10)
+    mask = torch.tensor([[1] * 10, [1] * 7 + [0] * 3, [1] * 4 + [0] * 6])
+    expected = model(ids, attention_mask=mask, labels=ids)
+    cuda = tiny_model().cuda()
+    out = cuda(ids.cuda(), attention_mask=mask.cuda(), labels=ids.cuda())
+    torch.testing.assert_close(out.logits.cpu(), expected.logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.loss.cpu(), expected.loss, rtol=1e-4, atol=1e-5)
+    prompt = ids[:, :3].cuda()
+    for kwargs in (dict(), dict(do_sample=True, top_k=8)):
+        cached = cuda.generate(prompt, 12, generator=torch.Generator("cuda").manual_seed(0), **kwargs)
+        uncached = cuda.generate(
+            prompt, 12, use_cache=False, generator=torch.Generator("cuda").manual_seed(0), **kwargs
+        )
+        assert cached.device.type == "cuda" and torch.equal(cached, uncached)
