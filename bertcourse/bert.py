@@ -338,5 +338,6 @@ class BertForTokenClassification(BertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, "labels", tuple(input_ids.shape), self.config.num_labels)
-            loss = masked_lm_loss(logits, labels)
+            flat_logits = logits.flatten(0, 1)  # (B, T, C) -> (B * T, C)
+            loss = F.cross_entropy(flat_logits, labels.flatten(), ignore_index=IGNORE_INDEX)
         return TokenClassifierOutput(logits, loss, out.hidden_states, out.attentions)
