@@ -1,9 +1,10 @@
 """Generate the learners' exercise notebooks from the solutions: ``python -m bertcourse.exercises SOLUTIONS EXERCISES``.
 
 Every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block becomes ``# YOUR CODE HERE`` and
-``raise NotImplementedError`` at the block's indentation; outputs and execution counts are cleared,
-metadata (nbgrader's included) is kept. The output is deterministic (nbformat's JSON layout), so a
-test can compare bytes. ``--check`` writes nothing and exits 1 if ``EXERCISES`` is out of date.
+``raise NotImplementedError`` at the block's indentation; outputs, execution counts and execution
+timings (``metadata.execution``) are cleared, all other metadata (nbgrader's included) is kept. The
+output is deterministic (nbformat's JSON layout), so a test can compare bytes. ``--check`` writes
+nothing and exits 1 if ``EXERCISES`` is out of date.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def render_exercise(solution: Path) -> str:
         cell.source = strip_solutions(cell.source, where=f"{solution} cell {index}")
         cell.outputs = []
         cell.execution_count = None
+        cell.metadata.pop("execution", None)  # timings of the solution's last run
     return nbformat.writes(nb) + "\n"
 
 

@@ -76,7 +76,10 @@ def _shape_dtype(
 
 
 def check_softmax(softmax: Callable[..., Tensor]) -> None:
-    """Check ``softmax(x, dim=-1)``: softmax along ``dim``, finite for any finite input, input left unchanged."""
+    """Check ``softmax(x, dim=-1)``: softmax along ``dim``, finite for any finite input, input left unchanged.
+
+    Shows one line per property and raises :class:`~bertcourse.grading.report.CheckFailedError` if any failed.
+    """
     checker = Checker("softmax", softmax)
     x = _inputs(2, 3, 5) * 3  # (B, L_q, L_k): rows of scores
     on = "x of shape (2, 3, 5), float64"
@@ -152,7 +155,7 @@ def check_softmax(softmax: Callable[..., Tensor]) -> None:
     )
     checker.property("handles rows whose scores are far apart (offsets of ±3000)", on, far_apart_rows)
     checker.property("leaves its input unchanged", on, input_unchanged)
-    return checker.finish()
+    checker.finish()
 
 
 # ------------------------------------------------------------------------------ scaled dot-product attention
@@ -255,7 +258,13 @@ def _check_pair(
 
 
 def check_scaled_dot_product_attention(scaled_dot_product_attention: Callable[..., object]) -> None:
-    """Check ``scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)`` against PyTorch."""
+    """Check ``scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)`` against PyTorch.
+
+    Properties: shapes and dtype; values equal to F.scaled_dot_product_attention (output) and
+    softmax(Q K^T / sqrt(d_k)) (weights) without a mask, with scores ~1e4, with a boolean mask, with a
+    fully masked query (zeros); a masked key/value never moves an output; (B, L, d) inputs work.
+    Shows one line per property and raises :class:`~bertcourse.grading.report.CheckFailedError` if any failed.
+    """
     attention = scaled_dot_product_attention
     checker = Checker("scaled_dot_product_attention", attention)
     B, h, L_q, L_k, d_k, d_v = 2, 3, 4, 6, 8, 5
@@ -352,7 +361,7 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention: Callable[..
     checker.property(
         "works without a heads axis: (B, L, d) inputs", _describe(q[:, 0], k[:, 0], v[:, 0], mask[:, 0]), three_d
     )
-    return checker.finish()
+    checker.finish()
 
 
 def _large_scores(attention: Callable[..., object], q: Tensor, k: Tensor, v: Tensor) -> str | None:
@@ -370,31 +379,34 @@ def _large_scores(attention: Callable[..., object], q: Tensor, k: Tensor, v: Ten
 # ------------------------------------------------------------------------------------------------ masks
 
 
-def _leaks(mask: Tensor, key_positions: range, queries: Tensor) -> str | None:
-    """Use ``mask`` in F.scaled_dot_product_attention; change one key/value at a time and see which outputs move.
+def _leaks(mask: Tensor, sees: Tensor) -> str | None:
+    """Use ``mask`` in F.scaled_dot_product_attention, change one token's key and value at a time, see what moves.
 
-    ``queries`` (..., L_q) says which query rows must stay put when the key at each position changes:
-    ``queries[..., i, j]`` True = query i may see key j, so it should move; False = it must not.
+    ``sees`` (L_q, L_k) is the truth: ``sees[i, j]`` True = query i may see token j, so changing token j
+    must move output i; False = output i must not move. ``None`` if the mask behaves so.
     """
-    L_q, L_k = queries.shape[-2:]
+    L_q, L_k = sees.shape
     q, k, v = _inputs(1, 2, L_q, 4, seed=8), _inputs(1, 2, L_k, 4, seed=9), _inputs(1, 2, L_k, 3, seed=10)
     base = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    for j in key_positions:
+    for j in range(L_k):
         k2, v2 = k.clone(), v.clone()
         k2[..., j, :] += 1.0  # change token j's key and value, nothing else
         v2[..., j, :] += 1.0
         moved = (F.scaled_dot_product_attention(q, k2, v2, attn_mask=mask) - base).abs().amax(dim=(0, 1, -1))  # (L_q,)
         moved = moved.nan_to_num(0.0) > 1e-9
         for i in range(L_q):
-            if moved[i] and not queries[i, j]:
+            if moved[i] and not sees[i, j]:
                 return f"changing token {j} moved the output of query {i}, which may not see it"
-            if not moved[i] and queries[i, j]:
+            if not moved[i] and sees[i, j]:
                 return f"changing token {j} left the output of query {i} unchanged, but query {i} may see it"
     return None
 
 
 def check_causal_mask(causal_mask: Callable[[int], Tensor]) -> None:
-    """Check ``causal_mask(seq_len) -> (seq_len, seq_len)`` bool, True where query i may attend to key j <= i."""
+    """Check ``causal_mask(seq_len) -> (seq_len, seq_len)`` bool, True where query i may attend to key j <= i.
+
+    Shows one line per property and raises :class:`~bertcourse.grading.report.CheckFailedError` if any failed.
+    """
     checker = Checker("causal_mask", causal_mask)
     T = 6
 
@@ -422,7 +434,7 @@ def check_causal_mask(causal_mask: Callable[[int], Tensor]) -> None:
         mask = call_learner(causal_mask, T)
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != (T, T):
             return "cannot be used as attn_mask: it must be a (seq_len, seq_len) torch.bool tensor"
-        return _leaks(mask, range(T), torch.ones(T, T, dtype=torch.bool).tril())
+        return _leaks(mask, torch.ones(T, T, dtype=torch.bool).tril())
 
     checker.property("returns a (seq_len, seq_len) torch.bool tensor", f"seq_len={T}", shape_dtype)
     checker.property("True exactly on and below the diagonal (equals torch.tril)", f"seq_len={T}, 2, 1", values)
@@ -431,11 +443,14 @@ def check_causal_mask(causal_mask: Callable[[int], Tensor]) -> None:
         f"seq_len={T}, change one token at a time",
         behaviour,
     )
-    return checker.finish()
+    checker.finish()
 
 
 def check_padding_mask(padding_mask: Callable[[Tensor, int], Tensor]) -> None:
-    """Check ``padding_mask(lengths, max_len) -> (B, 1, 1, max_len)`` bool, True at real tokens (j < length)."""
+    """Check ``padding_mask(lengths, max_len) -> (B, 1, 1, max_len)`` bool, True at real tokens (j < length).
+
+    Shows one line per property and raises :class:`~bertcourse.grading.report.CheckFailedError` if any failed.
+    """
     checker = Checker("padding_mask", padding_mask)
     lengths, max_len = torch.tensor([3, 5, 1, 4]), 6
     B = len(lengths)
@@ -473,7 +488,7 @@ def check_padding_mask(padding_mask: Callable[[Tensor, int], Tensor]) -> None:
             return "cannot be used as attn_mask: it must be a (B, 1, 1, max_len) torch.bool tensor"
         for b in range(B):
             sees = expected[b, 0].expand(max_len, max_len)  # (1, T) -> (T, T): every query sees the real keys
-            problem = _leaks(mask[b : b + 1], range(max_len), sees)
+            problem = _leaks(mask[b : b + 1], sees)
             if problem:
                 return f"sequence {b} (length {lengths[b].item()}): {problem}"
         return None
@@ -486,4 +501,4 @@ def check_padding_mask(padding_mask: Callable[[Tensor, int], Tensor]) -> None:
         f"{on}, change one token at a time",
         behaviour,
     )
-    return checker.finish()
+    checker.finish()

@@ -121,6 +121,10 @@ class CheckFailedError(AssertionError):
         super().__init__(f"{result.check}: {result.passed}/{result.total} properties passed (see the report above)")
         self.result = result
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the report above already says what went wrong."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 def earned_points(passed: int, total: int, max_points: float) -> float:
     """Partial credit: ``max_points * passed / total``, rounded to 2 decimals."""

@@ -158,8 +158,9 @@ def sdpa_mask_after_softmax(q, k, v, mask=None):
     return weights @ v, weights
 
 
-def sdpa_raises(q, k, v, mask=None):
-    return q @ k.T @ v  # .T reverses every axis of a 4-D tensor: a shape error
+def sdpa_forgot_transpose(q, k, v, mask=None):
+    scores = q @ k / math.sqrt(q.shape[-1])  # (L_q, d_k) @ (L_k, d_k): a shape error
+    return scores @ v
 
 
 # ----------------------------------------------------------------------------------------- mask mutants
@@ -218,7 +219,7 @@ MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "sdpa_float32": ("scaled_dot_product_attention", sdpa_float32, "values differ"),
     "sdpa_output_only": ("scaled_dot_product_attention", sdpa_output_only, "expected a pair"),
     "sdpa_mask_after_softmax": ("scaled_dot_product_attention", sdpa_mask_after_softmax, "after the softmax"),
-    "sdpa_raises": ("scaled_dot_product_attention", sdpa_raises, "q @ k.T @ v"),
+    "sdpa_forgot_transpose": ("scaled_dot_product_attention", sdpa_forgot_transpose, "scores = q @ k /"),
     "causal_mask_off_by_one": ("causal_mask", causal_mask_off_by_one, "diagonal is missing"),
     "causal_mask_sees_next": ("causal_mask", causal_mask_sees_next, "next token"),
     "causal_mask_upper": ("causal_mask", causal_mask_upper, "upper triangle"),
