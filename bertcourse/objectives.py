@@ -1,14 +1,29 @@
-"""Pre-training objectives: the language-modelling losses of GPT, ELMo and BERT.
+"""Pre-training objectives: the language-modelling losses of GPT, ELMo and BERT, and BERT's data recipes.
 
 Labels use -100 (``IGNORE_INDEX``) for positions that carry no target, the Hugging Face convention.
+BERT (Devlin et al. 2019, section 3.1) pre-trains on two tasks whose inputs are built here:
+:func:`mask_tokens` (masked LM, the 80/10/10 rule) and :func:`next_sentence_pairs` (next-sentence prediction).
 """
 
 from __future__ import annotations
 
+import itertools
+import random
+from collections.abc import Sequence
+from typing import TypeVar
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["IGNORE_INDEX", "backward_lm_loss", "causal_lm_loss", "masked_lm_loss"]
+__all__ = [
+    "IGNORE_INDEX",
+    "backward_lm_loss",
+    "causal_lm_loss",
+    "mask_tokens",
+    "masked_lm_loss",
+    "next_sentence_pairs",
+]
 
 IGNORE_INDEX = -100
 
@@ -26,3 +41,145 @@ def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
 def backward_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Right-to-left LM loss: position t predicts label t-1 (ELMo's backward direction)."""
     return masked_lm_loss(logits[:, 1:], labels[:, :-1])  # (B, T-1, V) vs (B, T-1)
+
+
+def mask_tokens(
+    input_ids: Tensor,
+    *,
+    vocab_size: int,
+    mask_token_id: int,
+    special_token_ids: Sequence[int] = (),
+    attention_mask: Tensor | None = None,
+    mlm_probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """BERT's masked-LM corruption: choose ~15% of the tokens, hide them, and keep them as labels.
+
+    Each position that is neither a special token (``special_token_ids`` and ``mask_token_id``) nor
+    padding (``attention_mask == 0``) is chosen independently with probability ``mlm_probability``, as in
+    BERT and Hugging Face. A chosen token becomes
+
+    - ``mask_token_id`` with probability 0.8,
+    - a random token with probability 0.1, uniform over the non-special vocabulary (it may equal the
+      original, as in BERT; paper vs code: BERT and Hugging Face also draw special tokens),
+    - itself with probability 0.1,
+
+    so the model must predict every position it might be tested on, not only the [MASK]ed ones.
+
+    Args:
+        input_ids: integer token ids of any shape, e.g. (B, T); never modified.
+        vocab_size: V; ids must lie in [0, V).
+        mask_token_id: the id of [MASK].
+        special_token_ids: ids never chosen nor drawn at random ([CLS], [SEP], [PAD], ...).
+        attention_mask: optional, shape of ``input_ids``, 1 = token, 0 = padding (never chosen).
+        mlm_probability: the chance that an eligible position is chosen; BERT: 0.15.
+        generator: a ``torch.Generator`` for reproducible draws (its device is used for the draws).
+
+    Returns:
+        (masked_input_ids, labels), both shaped like ``input_ids``: labels hold the original id at
+        chosen positions and -100 everywhere else.
+    """
+    _check_mask_tokens_args(input_ids, vocab_size, mask_token_id, special_token_ids, attention_mask, mlm_probability)
+    device = generator.device if generator is not None else input_ids.device
+    special = torch.tensor(sorted({mask_token_id, *special_token_ids}), device=input_ids.device)
+    eligible = ~torch.isin(input_ids, special)
+    if attention_mask is not None:
+        eligible &= attention_mask.bool()
+    shape = input_ids.shape
+    p = torch.full(shape, float(mlm_probability), device=device)
+    chosen = torch.bernoulli(p, generator=generator).bool().to(input_ids.device) & eligible
+    u = torch.rand(shape, generator=generator, device=device).to(input_ids.device)  # one uniform per position
+    to_mask = chosen & (u < 0.8)
+    to_random = chosen & (u >= 0.8) & (u < 0.9)  # the last 10% (u >= 0.9) keep their token
+    vocab = torch.arange(vocab_size, device=input_ids.device)
+    allowed = vocab[~torch.isin(vocab, special)]  # (V - #special,) ids a random replacement may take
+    draws = torch.randint(len(allowed), shape, generator=generator, device=device).to(input_ids.device)
+    masked = input_ids.clone()
+    masked[to_mask] = mask_token_id
+    masked[to_random] = allowed[draws[to_random]].to(input_ids.dtype)
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    return masked, labels
+
+
+def _check_mask_tokens_args(
+    input_ids: Tensor,
+    vocab_size: int,
+    mask_token_id: int,
+    special_token_ids: Sequence[int],
+    attention_mask: Tensor | None,
+    mlm_probability: float,
+) -> None:
+    """Raise ``ValueError`` naming the argument of :func:`mask_tokens` that is malformed."""
+    if not isinstance(input_ids, Tensor) or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
+        got = input_ids.dtype if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must be an integer tensor, got {got}")
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+    if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        raise ValueError(f"input_ids must lie in [0, vocab_size={vocab_size}), got values in [{lo}, {hi}]")
+    ids = [mask_token_id, *special_token_ids]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < vocab_size for i in ids):
+        raise ValueError(
+            f"mask_token_id and special_token_ids must be ints in [0, vocab_size={vocab_size}), "
+            f"got mask_token_id={mask_token_id!r}, special_token_ids={list(special_token_ids)!r}"
+        )
+    if len(set(ids)) >= vocab_size:
+        raise ValueError(f"the vocabulary (vocab_size={vocab_size}) must hold a non-special token to draw at random")
+    if attention_mask is not None and (
+        not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape
+    ):
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
+    if not isinstance(mlm_probability, (int, float)) or not 0.0 <= mlm_probability <= 1.0:
+        raise ValueError(f"mlm_probability must be a probability in [0, 1], got {mlm_probability!r}")
+
+
+Sentence = TypeVar("Sentence")
+
+
+def next_sentence_pairs(
+    documents: Sequence[Sequence[Sentence]],
+    *,
+    rng: random.Random | None = None,
+    seed: int = 0,
+) -> list[tuple[Sentence, Sentence, int]]:
+    """BERT's next-sentence-prediction data: one (A, B, label) example per consecutive sentence pair.
+
+    For each sentence A followed by B in a document, with probability 1/2 the example is (A, B, 0),
+    "B is the next sentence" (label 0, the Hugging Face convention ``IsNext``), and otherwise
+    (A, R, 1) with R a random sentence of another, randomly chosen document (``NotNext``).
+    Sentences may be strings, token-id lists or anything else: they are passed through untouched.
+
+    Args:
+        documents: a sequence of documents, each a sequence of sentences; at least two documents
+            must be non-empty, so that a random sentence can come from another one.
+        rng: the random source; when omitted, ``random.Random(seed)``, so the same seed gives the same pairs.
+        seed: the seed used when ``rng`` is omitted.
+
+    Returns:
+        The examples in document order.
+    """
+    if not isinstance(documents, Sequence) or isinstance(documents, (str, bytes)):
+        raise ValueError(f"documents must be a sequence of documents, got {type(documents).__name__}")
+    for k, doc in enumerate(documents):
+        if not isinstance(doc, Sequence) or isinstance(doc, (str, bytes)):
+            raise ValueError(
+                f"documents[{k}] must be a sequence of sentences, got {type(doc).__name__} "
+                "(wrap a single document's sentences in a list of documents)"
+            )
+    non_empty = [k for k, doc in enumerate(documents) if len(doc) > 0]
+    if len(non_empty) < 2:
+        raise ValueError(f"next_sentence_pairs needs >= 2 non-empty documents for random pairs, got {len(non_empty)}")
+    if rng is None:
+        rng = random.Random(seed)
+    pairs: list[tuple[Sentence, Sentence, int]] = []
+    for k, doc in enumerate(documents):
+        others = [j for j in non_empty if j != k]
+        for a, b in itertools.pairwise(doc):
+            if rng.random() < 0.5:
+                pairs.append((a, b, 0))
+            else:
+                other = documents[rng.choice(others)]
+                pairs.append((a, other[rng.randrange(len(other))], 1))
+    return pairs

@@ -1,0 +1,199 @@
+"""BERT's data recipes: masking by exact invariants and 5-sigma rates; next-sentence pairs; the LM losses."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from bertcourse.objectives import (
+    IGNORE_INDEX,
+    backward_lm_loss,
+    causal_lm_loss,
+    mask_tokens,
+    next_sentence_pairs,
+)
+
+PAD, CLS, SEP, MASK = 0, 1, 2, 3
+SPECIAL = (PAD, CLS, SEP)
+VOCAB = 40
+N_ALLOWED = VOCAB - 4  # ids a random replacement may take: everything but PAD, CLS, SEP, MASK
+
+
+def batch(B: int = 512, T: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """[CLS] tokens [SEP] [PAD]...: right-padded rows of random lengths, and their attention mask."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    mask = (torch.arange(T) < lengths.unsqueeze(1)).long()  # (B, T)
+    ids = torch.randint(4, VOCAB, (B, T), generator=g)
+    ids[:, 0] = CLS
+    ids[torch.arange(B), lengths - 1] = SEP
+    ids[mask == 0] = PAD
+    return ids, mask
+
+
+def within_5_sigma(count: int, n: int, p: float) -> bool:
+    return abs(count - n * p) <= 5 * math.sqrt(n * p * (1 - p))
+
+
+def masked(seed: int = 0, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ids, mask = batch()
+    args = {"vocab_size": VOCAB, "mask_token_id": MASK, "special_token_ids": SPECIAL, "attention_mask": mask, **kwargs}
+    out, labels = mask_tokens(ids, generator=torch.Generator().manual_seed(seed), **args)  # type: ignore[arg-type]
+    return ids, mask, out, labels
+
+
+def test_mask_tokens_exact_invariants() -> None:
+    ids, mask = batch()
+    original = ids.clone()
+    out, labels = mask_tokens(
+        ids,
+        vocab_size=VOCAB,
+        mask_token_id=MASK,
+        special_token_ids=SPECIAL,
+        attention_mask=mask,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert torch.equal(ids, original), "the input must not be modified"
+    assert out.shape == labels.shape == ids.shape and out.dtype == labels.dtype == ids.dtype
+    chosen = labels != IGNORE_INDEX
+    assert torch.equal(labels[chosen], ids[chosen]), "chosen labels are the original ids"
+    assert not chosen[torch.isin(ids, torch.tensor(SPECIAL))].any(), "special tokens are never chosen"
+    assert not chosen[mask == 0].any(), "padding is never chosen"
+    assert torch.equal(out[~chosen], ids[~chosen]), "unchosen positions keep their token"
+    replaced = chosen & (out != ids) & (out != MASK)
+    assert not torch.isin(out[replaced], torch.tensor([*SPECIAL, MASK])).any(), "random tokens are never special"
+    assert set(out[replaced].unique().tolist()) == set(range(4, VOCAB)), "random tokens span the non-special vocab"
+
+
+def test_mask_tokens_attention_mask_alone_keeps_padding_out() -> None:
+    """Padding holding ordinary ids (not listed as special) is still never chosen."""
+    ids, mask = batch()
+    ids = torch.where(mask.bool(), ids, torch.full_like(ids, 5))
+    _, labels = mask_tokens(
+        ids,
+        vocab_size=VOCAB,
+        mask_token_id=MASK,
+        special_token_ids=(CLS, SEP),
+        attention_mask=mask,
+        mlm_probability=1.0,
+    )
+    assert torch.equal(labels != IGNORE_INDEX, (mask == 1) & (ids != CLS) & (ids != SEP))
+
+
+def test_mask_tokens_rates_15_80_10_10() -> None:
+    ids, mask, out, labels = masked()
+    eligible = (mask == 1) & ~torch.isin(ids, torch.tensor(SPECIAL))
+    n_eligible = int(eligible.sum())
+    assert n_eligible >= 100_000
+    chosen = labels != IGNORE_INDEX
+    n_chosen = int(chosen.sum())
+    assert within_5_sigma(n_chosen, n_eligible, 0.15), (n_chosen, n_eligible)
+    n_mask = int((chosen & (out == MASK)).sum())
+    n_same = int((chosen & (out == ids)).sum())
+    n_other = n_chosen - n_mask - n_same
+    # A random draw equals the original token with chance 1 / N_ALLOWED; it can never be [MASK].
+    assert within_5_sigma(n_mask, n_chosen, 0.8), n_mask / n_chosen
+    assert within_5_sigma(n_same, n_chosen, 0.1 + 0.1 / N_ALLOWED), n_same / n_chosen
+    assert within_5_sigma(n_other, n_chosen, 0.1 * (1 - 1 / N_ALLOWED)), n_other / n_chosen
+
+
+def test_mask_tokens_same_seed_same_draws_other_seed_other_draws() -> None:
+    _, _, out_a, labels_a = masked(seed=7)
+    _, _, out_b, labels_b = masked(seed=7)
+    _, _, out_c, labels_c = masked(seed=8)
+    assert torch.equal(out_a, out_b) and torch.equal(labels_a, labels_b)
+    assert not torch.equal(labels_a, labels_c) and not torch.equal(out_a, out_c)
+
+
+def test_mask_tokens_probability_extremes_and_no_attention_mask() -> None:
+    ids, mask, out, labels = masked(mlm_probability=0.0)
+    assert torch.equal(out, ids) and bool((labels == IGNORE_INDEX).all())
+    ids, mask, out, labels = masked(mlm_probability=1.0)
+    eligible = (mask == 1) & ~torch.isin(ids, torch.tensor(SPECIAL))
+    assert torch.equal(labels != IGNORE_INDEX, eligible)
+    # Without an attention mask, [PAD] is still never chosen when listed as special.
+    _, labels = mask_tokens(ids, vocab_size=VOCAB, mask_token_id=MASK, special_token_ids=SPECIAL, mlm_probability=1.0)
+    assert torch.equal(labels != IGNORE_INDEX, eligible)
+
+
+def test_mask_tokens_bad_arguments() -> None:
+    ids, mask = batch(B=2, T=8)
+    kwargs = {"vocab_size": VOCAB, "mask_token_id": MASK, "special_token_ids": SPECIAL}
+    with pytest.raises(ValueError, match="input_ids must be an integer tensor"):
+        mask_tokens(ids.float(), **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="input_ids must lie in"):
+        mask_tokens(ids + VOCAB, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mask_token_id"):
+        mask_tokens(ids, vocab_size=VOCAB, mask_token_id=VOCAB)
+    with pytest.raises(ValueError, match="special_token_ids"):
+        mask_tokens(ids, vocab_size=VOCAB, mask_token_id=MASK, special_token_ids=(-1,))
+    with pytest.raises(ValueError, match="attention_mask must have the shape"):
+        mask_tokens(ids, attention_mask=mask[:, :-1], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mlm_probability"):
+        mask_tokens(ids, mlm_probability=1.5, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-special token"):
+        mask_tokens(torch.zeros(1, 3, dtype=torch.long), vocab_size=2, mask_token_id=1, special_token_ids=(0,))
+
+
+def documents(n_docs: int = 2000) -> list[list[str]]:
+    rng = random.Random(1)
+    return [[f"doc{d}-sent{s}" for s in range(rng.randint(2, 30))] for d in range(n_docs)]
+
+
+def test_next_sentence_pairs_labels_and_sources() -> None:
+    docs = documents()
+    where = {sentence: (d, s) for d, doc in enumerate(docs) for s, sentence in enumerate(doc)}
+    pairs = next_sentence_pairs(docs, seed=3)
+    assert len(pairs) == sum(len(doc) - 1 for doc in docs)
+    assert [a for a, _, _ in pairs] == [a for doc in docs for a in doc[:-1]], "one example per sentence A, in order"
+    n_not_next = sum(label for _, _, label in pairs)
+    assert within_5_sigma(n_not_next, len(pairs), 0.5), n_not_next / len(pairs)
+    for a, b, label in pairs:
+        (doc_a, sent_a), (doc_b, sent_b) = where[a], where[b]
+        if label == 0:
+            assert (doc_b, sent_b) == (doc_a, sent_a + 1), "IsNext: B is the sentence after A"
+        else:
+            assert label == 1 and doc_b != doc_a, "NotNext: B comes from another document"
+
+
+def test_next_sentence_pairs_deterministic_per_seed_and_rng() -> None:
+    docs = documents(60)
+    assert next_sentence_pairs(docs, seed=5) == next_sentence_pairs(docs, seed=5)
+    assert next_sentence_pairs(docs, seed=5) != next_sentence_pairs(docs, seed=6)
+    assert next_sentence_pairs(docs, rng=random.Random(5)) == next_sentence_pairs(docs, seed=5)
+
+
+def test_next_sentence_pairs_is_generic_over_sentences() -> None:
+    docs = [[[1, 2], [3], [4, 5, 6]], [[7], [8, 9]], []]  # token-id lists; an empty document is allowed
+    pairs = next_sentence_pairs(docs, seed=0)
+    assert len(pairs) == 3
+    sentences = [s for doc in docs for s in doc]
+    assert all(any(a is s for s in sentences) and any(b is s for s in sentences) for a, b, _ in pairs)
+
+
+def test_next_sentence_pairs_bad_arguments() -> None:
+    with pytest.raises(ValueError, match=">= 2 non-empty documents"):
+        next_sentence_pairs([["a", "b", "c"]])
+    with pytest.raises(ValueError, match=">= 2 non-empty documents"):
+        next_sentence_pairs([["a", "b"], []])
+    with pytest.raises(ValueError, match=r"documents\[1\] must be a sequence of sentences"):
+        next_sentence_pairs([["a", "b"], "c d"])
+    with pytest.raises(ValueError, match="documents must be a sequence"):
+        next_sentence_pairs("a b")  # type: ignore[arg-type]
+
+
+def test_lm_losses_shift_in_opposite_directions() -> None:
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 5, 11), torch.randint(0, 11, (2, 5))
+    labels[0, 2] = IGNORE_INDEX
+    keep = labels[:, 1:] != IGNORE_INDEX
+    expected = F.cross_entropy(logits[:, :-1][keep], labels[:, 1:][keep])
+    assert_close(causal_lm_loss(logits, labels), expected)
+    keep = labels[:, :-1] != IGNORE_INDEX
+    expected = F.cross_entropy(logits[:, 1:][keep], labels[:, :-1][keep])
+    assert_close(backward_lm_loss(logits, labels), expected)
