@@ -39,6 +39,20 @@ def test_shapes_and_layer_stack() -> None:
     assert_close(model.encode(ids), torch.stack(out.hidden_states).mean(0))
 
 
+def test_layers_from_the_second_on_are_residual() -> None:
+    """h_j = LSTM_j(h_{j-1}) + h_{j-1} for j >= 2, in both directions (backward read right to left)."""
+    model = tiny_model(n_layers=3)
+    ids = torch.randint(0, V, (2, T))
+    stack = model(ids).hidden_states
+    d = model.config.d_model
+    for j in (2, 3):
+        below, here = stack[j - 1], stack[j]
+        forward_below, backward_below = below[..., :d], below[..., d:]  # (B, T, 2d) -> 2 x (B, T, d)
+        assert_close(here[..., :d], model.forward_lstms[j - 1](forward_below)[0] + forward_below)
+        backward_step = model.backward_lstms[j - 1](backward_below.flip(1))[0].flip(1)
+        assert_close(here[..., d:], backward_step + backward_below)
+
+
 def test_num_parameters_closed_form() -> None:
     config = tiny_config(n_layers=3)
     model = ELMo(config)
