@@ -1,0 +1,215 @@
+"""The toy language: deterministic per seed, and every label right by construction (checked from the lexicon)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bertcourse.data.toylang import (
+    ADJ_NOUN,
+    FAR,
+    INTRANSITIVE,
+    NEGATIVE,
+    NOUN_VERB,
+    NOUNS,
+    POS_TAGS,
+    POSITIVE,
+    TRANSITIVE,
+    VOWELS,
+    Sentence,
+    ToyLanguage,
+)
+
+SINGULAR_NOUNS = {sg for nouns in NOUNS.values() for sg, _ in nouns} | set(ADJ_NOUN)
+PLURAL_NOUNS = {pl for nouns in NOUNS.values() for _, pl in nouns}
+SINGULAR_VERBS = {third for _, third in INTRANSITIVE + TRANSITIVE} | {"is"}
+PLURAL_VERBS = {base for base, _ in INTRANSITIVE + TRANSITIVE} | {"are"}
+TOPIC_OF = {w: topic for topic, nouns in NOUNS.items() for pair in nouns for w in pair}
+
+
+@pytest.fixture(scope="module")
+def sentences() -> list[Sentence]:
+    lang = ToyLanguage(seed=7)
+    return [lang.sentence() for _ in range(1500)]
+
+
+def _agrees(s: Sentence) -> bool:
+    cue = s.cue("agreement")
+    noun, verb = s.words[cue.cue_index], s.words[cue.target]
+    return (noun in SINGULAR_NOUNS and verb in SINGULAR_VERBS) or (noun in PLURAL_NOUNS and verb in PLURAL_VERBS)
+
+
+def _articles_right(s: Sentence) -> bool:
+    return all(
+        (w != "a" or s.words[i + 1][0] not in VOWELS) and (w != "an" or s.words[i + 1][0] in VOWELS)
+        for i, w in enumerate(s.words)
+    )
+
+
+def test_same_seed_same_output_other_seed_other_output() -> None:
+    a, b, c = ToyLanguage(3), ToyLanguage(3), ToyLanguage(4)
+    assert a.corpus(6) == b.corpus(6)
+    assert a.pos_task(20) == b.pos_task(20)
+    assert a.acceptability_task(20) == b.acceptability_task(20)
+    assert a.sentiment_task(20) == b.sentiment_task(20)
+    assert ToyLanguage(3).corpus(6) != c.corpus(6)
+
+
+def test_words_tags_and_text_align(sentences: list[Sentence]) -> None:
+    for s in sentences:
+        assert s.text.split() == list(s.words)
+        assert len(s.tags) == len(s.words)
+        assert set(s.tags) <= set(POS_TAGS)
+        assert s.words[-1] == "." and s.tags[-1] == "PUNCT"
+        assert s.acceptable
+
+
+def test_a_before_consonants_an_before_vowels(sentences: list[Sentence]) -> None:
+    counts = {"a": 0, "an": 0}
+    for s in sentences:
+        assert _articles_right(s), s.text
+        for w in s.words:
+            counts[w] = counts.get(w, 0) + 1
+    assert counts["a"] > 50 and counts["an"] > 50  # both forms are exercised
+
+
+def test_subject_verb_agreement_and_injected_error(sentences: list[Sentence]) -> None:
+    lang = ToyLanguage(0)
+    for s in sentences:
+        assert _agrees(s), s.text
+        bad = lang.with_error(s, "agreement")
+        assert not bad.acceptable and not _agrees(bad)
+        assert [i for i, (x, y) in enumerate(zip(s.words, bad.words, strict=True)) if x != y] == [
+            s.cue("agreement").target
+        ]
+
+
+def test_article_error_breaks_only_the_article(sentences: list[Sentence]) -> None:
+    with_article = [s for s in sentences if s.cue("article")]
+    assert len(with_article) > 100
+    for s in with_article:
+        bad = ToyLanguage.with_error(s, "article")
+        assert not bad.acceptable and not _articles_right(bad)
+    with pytest.raises(ValueError, match="phenomenon"):
+        ToyLanguage.with_error(next(s for s in sentences if not s.cue("article")), "article")
+
+
+def test_relative_clause_puts_an_attractor_between_subject_and_verb(sentences: list[Sentence]) -> None:
+    far = [s for s in sentences if "that" in s.words]
+    assert len(far) > 300
+    for s in far:
+        cue = s.cue("agreement")
+        assert cue.position == "far" and cue.target - cue.cue_index >= FAR
+        nearest = max(i for i in range(cue.target) if s.tags[i] == "NOUN")
+        assert nearest != cue.cue_index
+        assert (s.words[nearest] in SINGULAR_NOUNS) != (s.words[cue.cue_index] in SINGULAR_NOUNS), s.text
+
+
+def test_negation_flips_sentiment(sentences: list[Sentence]) -> None:
+    seen = set()
+    for s in sentences:
+        if s.sentiment is None:
+            assert "is" not in s.words and "are" not in s.words
+            continue
+        adjective = s.words[-2]
+        assert adjective in POSITIVE or adjective in NEGATIVE
+        negated = "not" in s.words
+        assert s.sentiment == int((adjective in POSITIVE) != negated), s.text
+        seen.add((adjective in POSITIVE, negated))
+        if negated:
+            cue = s.cue("negation")
+            assert s.words[cue.cue_index] == "not" and cue.target == len(s.words) - 2
+    assert len(seen) == 4  # positive and negative adjectives, each with and without "not"
+
+
+def test_ambiguous_words_are_tagged_by_their_cue(sentences: list[Sentence]) -> None:
+    readings = set()
+    for s in sentences:
+        for i, w in enumerate(s.words):
+            if w in NOUN_VERB:
+                noun = s.tags[i - 1] in ("DET", "ADJ")
+                assert s.tags[i] == ("NOUN" if noun else "VERB"), s.text
+                readings.add(("NV", noun))
+            elif w in ADJ_NOUN:
+                adjective = s.tags[i + 1] == "NOUN"
+                assert s.tags[i] == ("ADJ" if adjective else "NOUN"), s.text
+                readings.add(("AN", adjective))
+                assert s.words[i - 1] not in NOUN_VERB and s.words[i + 1] not in NOUN_VERB
+    assert len(readings) == 4  # both readings of both kinds occur
+
+
+def test_cue_positions_match_distances(sentences: list[Sentence]) -> None:
+    for s in sentences:
+        for cue in s.cues:
+            distance = abs(cue.target - cue.cue_index)
+            side = "left" if cue.cue_index < cue.target else "right"
+            assert cue.position == ("far" if distance >= FAR else side), (s.text, cue)
+
+
+def test_pos_task_items_hold_an_ambiguous_word_with_its_cue() -> None:
+    items = ToyLanguage(1).pos_task(300)
+    assert {it.cue for it in items} == {"left", "right"}
+    for it in items:
+        words, tags = it.words, [POS_TAGS[t] for t in it.label]
+        assert len(tags) == len(words)
+        target = words[it.target]
+        if it.cue == "left":
+            assert target in NOUN_VERB and it.cue_index == it.target - 1
+        else:
+            assert target in ADJ_NOUN and it.cue_index == it.target + 1
+
+
+def test_acceptability_task_labels_match_the_sentence() -> None:
+    items = ToyLanguage(2).acceptability_task(400)
+    assert {it.cue for it in items} == {"left", "right", "far"}
+    assert 0.35 < sum(it.label for it in items) / len(items) < 0.65
+    for it in items:
+        words = it.words
+        s = Sentence(tuple(words), ("X",) * len(words), "", None, bool(it.label), ())
+        if it.cue == "right":
+            assert words[it.target] in ("a", "an")
+            assert _articles_right(s) == bool(it.label), it
+        else:
+            noun, verb = words[it.cue_index], words[it.target]
+            agrees = (noun in SINGULAR_NOUNS) == (verb in SINGULAR_VERBS)
+            assert agrees == bool(it.label), it
+
+
+def test_sentiment_task_cues() -> None:
+    items = ToyLanguage(5).sentiment_task(300)
+    assert {it.cue for it in items} == {"none", "left", "far"}
+    assert 0.35 < sum(it.label for it in items) / len(items) < 0.65
+    for it in items:
+        assert (it.cue == "none") == ("not" not in it.words)
+
+
+def test_documents_share_topic_and_nsp_pairs_are_labelled() -> None:
+    lang = ToyLanguage(11)
+    doc = lang.document(5)
+    assert len(doc.sentences) == 5
+    nouns = [
+        w for s in doc.sentences for w, t in zip(s.words, s.tags, strict=True) if t == "NOUN" and w not in ADJ_NOUN
+    ]
+    assert nouns and all(TOPIC_OF[w] == doc.topic for w in nouns)
+    items = lang.nsp_task(200)
+    assert len(items) == 200 and {it.label for it in items} == {0, 1}
+    for it in items:
+        if it.label == 0:  # B follows A in one document: one topic
+            words = it.words + it.text_pair.split()
+            topics = {TOPIC_OF[w] for w in words if w in TOPIC_OF and w not in NOUN_VERB}
+            assert len(topics) <= 1, it  # 0 only when every noun is also a verb ("flies", "watch")
+
+
+def test_bad_arguments_raise() -> None:
+    lang = ToyLanguage(0)
+    with pytest.raises(ValueError, match="seed"):
+        ToyLanguage(-1)
+    with pytest.raises(ValueError, match="topic"):
+        lang.sentence(topic="sports")
+    with pytest.raises(ValueError, match="kind"):
+        lang.sentence(kind="question")
+    with pytest.raises(ValueError, match="subject"):
+        lang.sentence(topic="food", subject="dog")
+    with pytest.raises(ValueError, match="n_sentences"):
+        lang.document(0)
+    with pytest.raises(ValueError, match="p_error"):
+        lang.acceptability_task(3, p_error=2.0)
