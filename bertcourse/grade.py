@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bertcourse.grading.runner import GradingError, NotebookGrade, grade_notebook
+from bertcourse.grading.runner import SOLUTIONS, GradingError, NotebookGrade, grade_notebook, source_for
 
 
 def _notebooks(paths: Sequence[Path]) -> list[Path]:
@@ -29,7 +29,7 @@ def _notebooks(paths: Sequence[Path]) -> list[Path]:
 
 def _table(grade: NotebookGrade) -> str:
     width = max([len("total"), *(len(t.id) for t in grade.tasks)])
-    lines = [grade.notebook]
+    lines = [f"{grade.notebook}  (tasks from {grade.source or 'the notebook itself'})"]
     for task in grade.tasks:
         lines.append(f"  {task.id:<{width}}  {task.points:6.2f} / {task.max_points:<3g}  {task.status}")
         if task.detail:
@@ -44,10 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per notebook and line")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per notebook (default 120)")
     parser.add_argument(
-        "--source",
+        "--solutions",
         type=Path,
-        default=None,
-        help="solution notebook that defines tasks and points (default: solutions/<name>)",
+        default=SOLUTIONS,
+        help="folder of source notebooks: the tasks and points of NAME.ipynb come from its NAME.ipynb",
     )
     args = parser.parse_args(argv)
     if args.timeout <= 0:
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     for path in notebooks:
         try:
-            grade = grade_notebook(path, timeout=args.timeout, source=args.source)
+            grade = grade_notebook(path, timeout=args.timeout, source=source_for(path, args.solutions))
         except GradingError as exc:
             status = 1
             sys.stdout.write(

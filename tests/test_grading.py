@@ -58,7 +58,7 @@ def test_mutant_loses_points_with_the_right_hint(mutant: str, capsys: pytest.Cap
     assert result.status is Status.FAILED
     assert result.passed < result.total
     assert earned_points(result.passed, result.total, 4) < 4
-    assert hint in str(result), str(result)
+    assert any(hint in p.detail for p in result.properties), str(result)
     assert str(result) in capsys.readouterr().out  # the learner sees the same report
 
 
@@ -157,7 +157,8 @@ def test_grade_folder_of_submissions(tmp_path: Path, capsys: pytest.CaptureFixtu
     grades = {Path(g["notebook"]).parent.name: g for g in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(grades) == {"solved", "untouched", "cheat"}
     for grade in grades.values():
-        assert set(grade) == {"notebook", "score", "max_score", "tasks"}
+        assert set(grade) == {"notebook", "source", "score", "max_score", "tasks"}
+        assert grade["source"] == str(SOLUTION)
         assert grade["max_score"] == 10  # from the source's metadata, even for the cheat
         for task in grade["tasks"]:
             assert set(task) == {"id", "points", "max_points", "status", "properties", "detail"}
@@ -204,6 +205,7 @@ def test_hanging_notebook_is_stopped_and_graded(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stderr  # broken.ipynb could not be graded
     assert "check_causal_mask    0.00 / 2    timed out" in run.stdout
     assert "total                0.00 / 2" in run.stdout
+    assert "hang.ipynb  (tasks from the notebook itself)" in run.stdout
     assert "broken.ipynb\n  cannot grade:" in run.stdout
 
 

@@ -187,33 +187,47 @@ def _oracle(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tupl
 
 
 def _weight_mistakes(q: Tensor, k: Tensor, mask: Tensor | None) -> list[Mistake]:
-    """The usual wrong attention weights, each with a hint that names the mistake but not the fix."""
+    """The usual wrong attention weights, alone and paired with a wrong scale, each with a hint naming the mistake.
+
+    A hint names the mistake, never the fix. Pairs matter: a learner who forgot the scale *and*
+    inverted the mask should hear about both, not get a bare "values differ".
+    """
     d_k = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., L_q, L_k)
-    mistakes = [
-        ("the scores are not scaled: which factor keeps Q K^T from growing with d_k?", _weights(q, k, mask, 1.0)),
-        ("the scores are divided by d_k; the paper's scale is a square root", _weights(q, k, mask, 1.0 / d_k)),
-        ("the scores are multiplied by sqrt(d_k) instead of divided by it", _weights(q, k, mask, math.sqrt(d_k))),
-        (
-            "softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 over the keys",
-            _weights(q, k, mask, dim=-2),
-        ),
-        ("the weights are the raw scores: they are never normalised", scores),
+    scales = [
+        ("", 1.0 / math.sqrt(d_k)),
+        ("the scores are not scaled: which factor keeps Q K^T from growing with d_k?", 1.0),
+        ("the scores are divided by d_k; the paper's scale is a square root", 1.0 / d_k),
+        ("the scores are multiplied by sqrt(d_k) instead of divided by it", math.sqrt(d_k)),
     ]
-    if mask is not None:
-        mistakes += [
-            ("the mask is inverted: True means 'may attend'", _weights(q, k, ~mask)),
+    mistakes = []
+    for scale_hint, scale in scales:
+        scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, L_k)
+        variants = [
+            ("", _weights(q, k, mask, scale)),
             (
-                "masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does "
-                "softmax turn into exactly 0?",
-                _weights(q, k, mask, fill=0.0),
+                "softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 "
+                "over the keys",
+                _weights(q, k, mask, scale, dim=-2),
             ),
-            (
-                "masked keys are zeroed after the softmax, so rows no longer sum to 1; mask the scores instead",
-                torch.softmax(scores, dim=-1) * mask,
-            ),
-            ("the mask is ignored", _weights(q, k)),
+            ("the weights are the raw scores: they are never normalised", scores),
         ]
+        if mask is not None:
+            variants += [
+                ("the mask is inverted: True means 'may attend'", _weights(q, k, ~mask, scale)),
+                (
+                    "masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does "
+                    "softmax turn into exactly 0?",
+                    _weights(q, k, mask, scale, fill=0.0),
+                ),
+                (
+                    "masked keys are zeroed after the softmax, so rows no longer sum to 1; mask the scores instead",
+                    torch.softmax(scores, dim=-1) * mask,
+                ),
+                ("the mask is ignored", _weights(q, k, None, scale)),
+            ]
+        for hint, weights in variants:
+            if scale_hint or hint:
+                mistakes.append(("; and ".join(h for h in (scale_hint, hint) if h), weights))
     return mistakes
 
 

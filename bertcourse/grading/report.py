@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import sys
 import sysconfig
+import textwrap
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ class CheckResult:
             on = f"  [on {p.on}]" if p.on and p.status is Status.FAILED else ""
             lines.append(f"  {marks[p.status]} {p.name}{on}")
             if p.status is Status.FAILED and p.detail:
-                lines.extend(f"         {line}" for line in p.detail.splitlines())
+                for line in p.detail.splitlines():
+                    indent = " " * (9 + len(line) - len(line.lstrip()))
+                    lines += textwrap.wrap(line.strip(), 110, initial_indent=indent, subsequent_indent=indent + "  ")
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

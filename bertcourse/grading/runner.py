@@ -28,10 +28,12 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from bertcourse.grading.report import RESULT_MIME, earned_points
 
-__all__ = ["GradingError", "NotebookGrade", "TaskGrade", "grade_notebook", "graded_cells"]
+__all__ = ["SOLUTIONS", "GradingError", "NotebookGrade", "TaskGrade", "grade_notebook", "graded_cells", "source_for"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``bertcourse`` package; the kernel gets it on ``PYTHONPATH``."""
+SOLUTIONS = REPO_ROOT / "solutions"
+"""The source notebooks: the tasks and points of ``exercises/NAME.ipynb`` come from ``solutions/NAME.ipynb``."""
 
 
 class GradingError(Exception):
@@ -55,6 +57,7 @@ class NotebookGrade:
     """The grades of every task in one notebook."""
 
     notebook: str
+    source: str | None  # the notebook the tasks and points came from; None: the submission itself
     tasks: list[TaskGrade]
 
     @property
@@ -68,6 +71,7 @@ class NotebookGrade:
     def to_json(self) -> dict[str, Any]:
         return {
             "notebook": self.notebook,
+            "source": self.source,
             "score": self.score,
             "max_score": self.max_score,
             "tasks": [asdict(t) for t in self.tasks],
@@ -148,21 +152,25 @@ def _grade_cell(cell: nbformat.NotebookNode, gid: str, max_points: float) -> Tas
     return TaskGrade(gid, 0.0, max_points, "error", detail=detail)
 
 
+def source_for(notebook: Path, solutions: Path = SOLUTIONS) -> Path | None:
+    """The solution notebook with the same file name as ``notebook``, if ``solutions`` holds one."""
+    candidate = solutions / notebook.name
+    return candidate if candidate.is_file() else None
+
+
 def grade_notebook(path: Path | str, timeout: float = 120.0, source: Path | str | None = None) -> NotebookGrade:
     """Execute the notebook at ``path`` in a fresh kernel and grade each task.
 
     Args:
         path: the submission.
         timeout: seconds for running all of its cells (the kernel's start is not counted).
-        source: the solution notebook that defines the tasks, their points and the locked cells;
-            default: ``solutions/<same name>`` in this repository if it exists, else the submission.
+        source: the solution notebook that defines the tasks, their points and the locked cells
+            (see :func:`source_for`); None trusts the submission's own metadata.
     """
     path = Path(path)
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     nb = _read(path)
-    if source is None and (REPO_ROOT / "solutions" / path.name).is_file():
-        source = REPO_ROOT / "solutions" / path.name
     reference = _read(Path(source)) if source is not None else nb
     tasks = {gid: float(cell.metadata["nbgrader"].get("points", 0)) for gid, cell in graded_cells(reference).items()}
     _restore_locked_cells(nb, reference)
@@ -179,4 +187,4 @@ def grade_notebook(path: Path | str, timeout: float = 120.0, source: Path | str 
             grades.append(TaskGrade(gid, 0.0, max_points, reason, detail=f"the run stopped at cell {stopped}"))
         else:
             grades.append(_grade_cell(cell, gid, max_points))
-    return NotebookGrade(str(path), grades)
+    return NotebookGrade(str(path), None if source is None else str(source), grades)

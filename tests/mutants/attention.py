@@ -93,6 +93,10 @@ def sdpa_inverted_mask(q, k, v, mask=None):
     return scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)
 
 
+def sdpa_unscaled_inverted_mask(q, k, v, mask=None):
+    return scaled_dot_product_attention(q, k, v, None if mask is None else ~mask, scale=1.0)
+
+
 def sdpa_zero_fill(q, k, v, mask=None):
     return scaled_dot_product_attention(q, k, v, mask, fill=0.0)
 
@@ -209,6 +213,11 @@ MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "sdpa_multiply_by_sqrt_d_k": ("scaled_dot_product_attention", sdpa_multiply_by_sqrt_d_k, "multiplied by sqrt"),
     "sdpa_softmax_wrong_axis": ("scaled_dot_product_attention", sdpa_softmax_wrong_axis, "over the queries"),
     "sdpa_inverted_mask": ("scaled_dot_product_attention", sdpa_inverted_mask, "inverted"),
+    "sdpa_unscaled_inverted_mask": (
+        "scaled_dot_product_attention",
+        sdpa_unscaled_inverted_mask,
+        "the scores are not scaled: which factor keeps Q K^T from growing with d_k?; and the mask is inverted",
+    ),
     "sdpa_zero_fill": ("scaled_dot_product_attention", sdpa_zero_fill, "exp(0) = 1"),
     "sdpa_large_negative_fill": ("scaled_dot_product_attention", sdpa_large_negative_fill, "spread its weight"),
     "sdpa_nan_rows": ("scaled_dot_product_attention", sdpa_nan_rows, "NaN"),
