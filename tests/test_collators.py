@@ -1,0 +1,155 @@
+"""Datasets and collators: dynamic padding, -100 on padding, tag alignment, masked-LM invariants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bertcourse.data.collators import (
+    ClassificationDataset,
+    LMCollator,
+    MLMCollator,
+    NSPDataset,
+    PadCollator,
+    TextDataset,
+    TokenClassificationDataset,
+    pad_sequences,
+)
+from bertcourse.data.toylang import ToyLanguage
+from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.tokenizers import CharTokenizer, WordPieceTokenizer
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[list[str]]:
+    return [d.texts for d in ToyLanguage(0).corpus(60)]
+
+
+@pytest.fixture(scope="module")
+def texts(documents: list[list[str]]) -> list[str]:
+    return [s for doc in documents for s in doc]
+
+
+@pytest.fixture(scope="module")
+def wordpiece(texts: list[str]) -> WordPieceTokenizer:
+    return WordPieceTokenizer.train(texts, vocab_size=150)  # small: many words split into pieces
+
+
+@pytest.fixture(scope="module")
+def chars(texts: list[str]) -> CharTokenizer:
+    return CharTokenizer.from_texts(texts)
+
+
+def test_pad_sequences() -> None:
+    out = pad_sequences([[1, 2, 3], [4], []], value=-7)
+    assert out.dtype == torch.long
+    assert out.tolist() == [[1, 2, 3], [4, -7, -7], [-7, -7, -7]]
+    with pytest.raises(ValueError, match="empty"):
+        pad_sequences([], 0)
+
+
+def test_lm_collator_pads_to_the_longest_and_ignores_padding(chars: CharTokenizer, texts: list[str]) -> None:
+    data = TextDataset(texts[:6], chars)
+    batch = LMCollator(chars)([data[i] for i in range(6)])
+    lengths = [len(data[i]["input_ids"]) for i in range(6)]
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert batch["input_ids"].shape == (6, max(lengths))  # dynamic: the batch's longest, no more
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    pad = batch["attention_mask"] == 0
+    assert bool((batch["labels"][pad] == IGNORE_INDEX).all())
+    assert bool((batch["input_ids"][pad] == chars.pad_token_id).all())
+    assert torch.equal(batch["labels"][~pad], batch["input_ids"][~pad])
+    assert chars.decode(batch["input_ids"][0]) == texts[0]
+
+
+def test_text_dataset_truncates(chars: CharTokenizer, texts: list[str]) -> None:
+    assert [len(f["input_ids"]) for f in TextDataset(texts[:5], chars, max_length=7)] == [7] * 5
+    with pytest.raises(ValueError, match="max_length"):
+        TextDataset(texts[:1], chars, max_length=0)
+
+
+def test_classification_dataset_single_and_pairs(wordpiece: WordPieceTokenizer) -> None:
+    single = ClassificationDataset(["the dog runs .", "a cat"], [1, 0], wordpiece)
+    batch = PadCollator(wordpiece)(list(single))
+    assert batch["labels"].tolist() == [1, 0] and batch["labels"].shape == (2,)
+    assert "token_type_ids" not in batch  # GPT and ELMo take no segments
+    pairs = ClassificationDataset(["the dog runs .", "a cat"], [1, 0], wordpiece, text_pairs=["it sleeps .", "an owl"])
+    feature = pairs[0]
+    assert feature["input_ids"] == wordpiece.encode("the dog runs .", "it sleeps .")
+    first_sep = feature["input_ids"].index(wordpiece.sep_token_id)
+    assert feature["token_type_ids"] == [0] * (first_sep + 1) + [1] * (len(feature["input_ids"]) - first_sep - 1)
+    batch = PadCollator(wordpiece)(list(pairs))
+    assert batch["token_type_ids"].shape == batch["input_ids"].shape
+    assert bool((batch["token_type_ids"][batch["attention_mask"] == 0] == 0).all())
+    with pytest.raises(ValueError, match="one length"):
+        ClassificationDataset(["a"], [0, 1], wordpiece)
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "chars"])
+def test_token_classification_tags_sit_on_first_sub_tokens(kind: str, request: pytest.FixtureRequest) -> None:
+    tok = request.getfixturevalue(kind)
+    items = ToyLanguage(4).pos_task(40)
+    data = TokenClassificationDataset([i.words for i in items], [i.label for i in items], tok)
+    split_words = 0
+    for item, feature in zip(items, data, strict=True):
+        ids, labels = feature["input_ids"], feature["labels"]
+        assert ids == tok.encode(item.text)  # aligned ids are the ordinary encoding of the sentence
+        starts = [i for i, label in enumerate(labels) if label != IGNORE_INDEX]
+        assert [labels[i] for i in starts] == list(item.label)
+        for word, start, end in zip(item.words, starts, [*starts[1:], len(ids) - 1], strict=True):
+            pieces = tok.encode(word, add_special_tokens=False)
+            assert ids[start : start + len(pieces)] == pieces  # the tag is on the word's first token
+            split_words += len(pieces) > 1
+            assert all(label == IGNORE_INDEX for label in labels[start + 1 : end])
+    assert split_words > 40  # the property was tested on multi-token words
+    batch = PadCollator(tok)([data[0], data[1]])
+    assert bool((batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all())
+    with pytest.raises(ValueError, match="tags"):
+        TokenClassificationDataset([["a", "dog"]], [[0]], tok)
+
+
+def test_mlm_collator_invariants(wordpiece: WordPieceTokenizer, texts: list[str]) -> None:
+    data = TextDataset(texts, wordpiece)
+    features = list(data)
+    plain = PadCollator(wordpiece)(features)
+    batch = MLMCollator(wordpiece, seed=0)(features)
+    original, masked, labels = plain["input_ids"], batch["input_ids"], batch["labels"]
+    chosen = labels != IGNORE_INDEX
+    special = torch.isin(original, torch.tensor(wordpiece.special_token_ids))
+    assert torch.equal(batch["attention_mask"], plain["attention_mask"])
+    assert not bool((chosen & special).any())  # never special tokens or padding
+    assert torch.equal(labels[chosen], original[chosen])  # labels hold the original ids
+    assert torch.equal(masked[~chosen], original[~chosen])  # untouched elsewhere
+    rate = chosen.sum() / (~special).sum()
+    assert 0.12 < float(rate) < 0.18  # 15 % of the real tokens
+    masked_share = float((masked[chosen] == wordpiece.mask_token_id).float().mean())
+    assert 0.7 < masked_share < 0.9  # 80 % of the chosen become [MASK]
+    again = MLMCollator(wordpiece, seed=0)(features)
+    assert torch.equal(again["input_ids"], masked) and torch.equal(again["labels"], labels)
+    with pytest.raises(ValueError, match="mlm_probability"):
+        MLMCollator(wordpiece, mlm_probability=1.5)
+
+
+def test_nsp_dataset_and_mlm_collator_carry_segments_and_labels(
+    wordpiece: WordPieceTokenizer, documents: list[list[str]]
+) -> None:
+    data = NSPDataset(documents, wordpiece, seed=0)
+    assert {f["next_sentence_label"] for f in data} == {0, 1}
+    for feature in list(data)[:20]:
+        ids, types = feature["input_ids"], feature["token_type_ids"]
+        assert ids[0] == wordpiece.cls_token_id and ids[-1] == wordpiece.sep_token_id
+        assert ids.count(wordpiece.sep_token_id) == 2
+        first_sep = ids.index(wordpiece.sep_token_id)
+        assert types == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+    batch = MLMCollator(wordpiece, seed=0)(list(data)[:8])
+    assert set(batch) == {"input_ids", "token_type_ids", "next_sentence_label", "attention_mask", "labels"}
+    assert batch["next_sentence_label"].shape == (8,)
+    assert NSPDataset(documents, wordpiece, seed=0).features == data.features  # seeded
+
+
+def test_pad_collator_rejects_mixed_features(wordpiece: WordPieceTokenizer) -> None:
+    collate = PadCollator(wordpiece)
+    with pytest.raises(ValueError, match="same keys"):
+        collate([{"input_ids": [1, 2]}, {"input_ids": [1], "labels": 0}])
+    with pytest.raises(ValueError, match="input_ids"):
+        collate([])
