@@ -139,15 +139,15 @@ def earned_points(passed: int, total: int, max_points: float) -> float:
 _LIBRARY_DIRS = tuple(
     str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]} if p
 )
-_GRADING_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
 
 def _is_learner_frame(filename: str) -> bool:
-    """A frame of the learner's code: not the grader, not the standard library, not an installed package."""
+    """A frame of the learner's code: not the course package, not the standard library, not an installed package."""
     if filename.startswith("<frozen"):
         return False
     path = str(Path(filename).resolve()) if not filename.startswith("<") else filename
-    return not path.startswith((_GRADING_DIR, *_LIBRARY_DIRS)) and "site-packages" not in path
+    return not path.startswith((_PACKAGE_DIR, *_LIBRARY_DIRS)) and "site-packages" not in path
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ SOLUTIONS = REPO_ROOT / "solutions"
 
 
 class GradingError(Exception):
-    """The grader itself could not grade a notebook (unreadable file, kernel failed to start)."""
+    """The grader itself could not grade a notebook (unreadable file, a kernel that failed to start)."""
 
 
 @dataclass
@@ -133,8 +133,8 @@ def _execute(nb: nbformat.NotebookNode, workdir: Path, timeout: float) -> tuple[
                     return index, "timed out"
                 except DeadKernelError:
                     return index, "kernel died"
-    except RuntimeError as exc:  # the kernel did not start
-        raise GradingError(f"cannot start a kernel: {exc}") from exc
+    except RuntimeError as exc:  # the kernel did not start or its client failed; learners' errors never get here
+        raise GradingError(f"the kernel failed: {exc}") from exc
     return len(nb.cells), ""
 
 
