@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -197,7 +198,7 @@ def test_hanging_notebook_is_stopped_and_graded(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bertcourse.grade", "hang.ipynb", "broken.ipynb", "--timeout", "3"],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=90,
