@@ -58,9 +58,8 @@ class History:
         import matplotlib.pyplot as plt  # slow to import: loaded only when plotting
 
         ax = ax if ax is not None else plt.subplots(figsize=(6, 3.5))[1]
-        k = max(1, min(smooth, len(self.train_loss)))
-        smoothed = [sum(self.train_loss[max(0, i - k + 1) : i + 1]) / len(self.train_loss[max(0, i - k + 1) : i + 1])
-                    for i in range(len(self.train_loss))]  # fmt: skip
+        k, losses = max(1, min(smooth, len(self.train_loss))), self.train_loss
+        smoothed = [sum(losses[max(0, i - k + 1) : i + 1]) / min(k, i + 1) for i in range(len(losses))]
         ax.plot(self.step, smoothed, label="train loss" + (f" (mean of {k})" if k > 1 else ""))
         if self.eval_step:
             ax.plot(self.eval_step, self.eval_loss, "o-", label="eval loss")

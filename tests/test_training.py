@@ -169,6 +169,31 @@ def test_nan_loss_stops_training_naming_the_step() -> None:
         train(_Exploding(bad_call=3), loader, max_steps=10, device="cpu")
 
 
+def test_history_plot_draws_smoothed_train_and_eval_curves() -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    history = History([1, 2, 3], [3.0, 2.0, 1.0], [1e-3] * 3, eval_step=[3], eval_loss=[1.5], eval_accuracy=[None])
+    train_line, eval_line = history.plot(smooth=2).get_lines()
+    assert list(train_line.get_ydata()) == [3.0, 2.5, 1.5]
+    assert list(eval_line.get_xdata()) == [3] and list(eval_line.get_ydata()) == [1.5]
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_runs_in_bf16_and_lowers_the_loss(lang_data) -> None:
+    tok, texts, _ = lang_data
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, **TINY))
+    dtypes = set()
+    model.lm_head.register_forward_hook(lambda module, args, out: dtypes.add(out.dtype))
+    loader = _loader(TextDataset(texts[:400], tok), LMCollator(tok))
+    history = train(model, loader, max_steps=STEPS, lr=3e-3, device="cuda")
+    assert next(model.parameters()).device.type == "cuda"
+    if torch.cuda.is_bf16_supported():
+        assert dtypes == {torch.bfloat16}
+    first, last = _falls(history)
+    assert last < 0.8 * first, (first, last)
+
+
 def test_schedule_warmup_then_cosine_or_linear_decay() -> None:
     cosine, linear = lr_lambda(10, 110, "cosine"), lr_lambda(10, 110, "linear")
     assert [cosine(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])

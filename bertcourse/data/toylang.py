@@ -3,15 +3,13 @@
 The language is small (a few hundred words) but holds the phenomena the course compares the
 models on, each with its deciding cue in a known place relative to the word it decides:
 
-============  ===========================================  ==================================
-phenomenon    example                                      cue
-============  ===========================================  ==================================
-agreement     "the dogs that the cat sees run ."           subject noun, ``left`` or ``far``
-article       "an old owl" / "a big owl"                   the next word, ``right``
-pos (left)    "the watch" (NOUN) / "the cats watch" (VERB)  the previous word, ``left``
-pos (right)   "the orange cat" (ADJ) / "the orange rolls"   the next word, ``right``
-negation      "the film is not good ."                     "not", ``left`` (or ``far``)
-============  ===========================================  ==================================
+* agreement: "the dogs that the cat sees run ." -- the subject noun decides "run"/"runs":
+  ``left`` when adjacent, ``far`` across a relative clause;
+* article: "an old owl" / "a big owl" -- the next word decides "a"/"an": ``right``;
+* part of speech, left cue: "the watch" (NOUN) / "the cats watch" (VERB): the previous word;
+* part of speech, right cue: "the orange cat" (ADJ) / "the orange rolls" (NOUN): the next word;
+* negation: "the film is not good ." -- "not" flips the sentiment: ``left`` (``far`` with
+  intensifiers between, "not really very good").
 
 Cues at distance >= ``FAR`` (3 words) are tagged ``far``. Grammar rules that make the labels exact:
 
@@ -90,7 +88,8 @@ TOPICS: tuple[str, ...] = tuple(NOUNS)
 
 # (plural/base form, singular/3rd-person form)
 INTRANSITIVE: tuple[tuple[str, str], ...] = (
-    ("sleep", "sleeps"), ("wait", "waits"), ("arrive", "arrives"), ("appear", "appears"), ("rest", "rests"),
+    ("run", "runs"), ("roll", "rolls"), ("sleep", "sleeps"),
+    ("wait", "waits"), ("arrive", "arrives"), ("appear", "appears"), ("rest", "rests"),
     ("return", "returns"), ("smile", "smiles"), ("move", "moves"), ("stay", "stays"), ("fall", "falls"),
     ("fly", "flies"), ("duck", "ducks"), ("walk", "walks"), ("train", "trains"), ("park", "parks"),
 )  # fmt: skip
@@ -129,8 +128,8 @@ PL_DETS: tuple[str, ...] = ("the", "the", "some", "these")
 VOWELS = frozenset("aeiou")
 
 _FLIP_NUMBER: dict[str, str] = {"is": "are", "are": "is"}
-for _base, _third in INTRANSITIVE + TRANSITIVE:
-    _FLIP_NUMBER[_base], _FLIP_NUMBER[_third] = _third, _base
+_FLIP_NUMBER.update({base: third for base, third in INTRANSITIVE + TRANSITIVE})
+_FLIP_NUMBER.update({third: base for base, third in INTRANSITIVE + TRANSITIVE})
 
 
 @dataclass(frozen=True)
