@@ -214,3 +214,16 @@ def test_scalar_mix_validates_layers() -> None:
         mix([torch.zeros(2, 3), torch.zeros(2, 4)])
     with pytest.raises(ValueError, match="num_layers"):
         ScalarMix(0)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu_with_padding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # cuDNN RNNs default to TF32 on Ampere+
+    torch.manual_seed(0)
+    model = ELMo(tiny_config()).eval()
+    ids = torch.randint(0, V, (3, T))
+    mask = (torch.arange(T) < torch.tensor([[T], [4], [1]])).long()
+    cpu = model(ids, mask, labels=ids)
+    gpu = model.cuda()(ids.cuda(), mask.cuda(), labels=ids.cuda())
+    for name in ("forward_logits", "backward_logits", "loss"):
+        assert_close(getattr(gpu, name).cpu(), getattr(cpu, name), rtol=1e-4, atol=1e-5, msg=name)

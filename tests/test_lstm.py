@@ -147,3 +147,18 @@ def test_bad_inputs_raise_value_error_naming_the_argument() -> None:
         LSTMCell(I, 0)
     with pytest.raises(ValueError, match="x must be"):
         LSTMCell(I, H)(torch.randn(B, I + 1))
+
+
+@pytest.mark.gpu
+def test_cudnn_lstm_equals_explicit_loop_and_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # cuDNN RNNs default to TF32 on Ampere+
+    layer = LSTM(I, H, proj_size=P)
+    x = torch.randn(B, T, I)
+    lengths = torch.tensor([T, 4, 2])
+    cpu = layer(x, lengths=lengths)
+    layer = layer.cuda()
+    fused = layer(x.cuda(), lengths=lengths.cuda())
+    layer.fused = False
+    explicit = layer(x.cuda(), lengths=lengths.cuda())
+    assert_close(explicit, fused, rtol=1e-4, atol=1e-5)
+    assert_close(fused, (cpu[0].cuda(), (cpu[1][0].cuda(), cpu[1][1].cuda())), rtol=1e-4, atol=1e-5)

@@ -197,3 +197,16 @@ def test_lm_losses_shift_in_opposite_directions() -> None:
     keep = labels[:, :-1] != IGNORE_INDEX
     expected = F.cross_entropy(logits[:, 1:][keep], labels[:, :-1][keep])
     assert_close(backward_lm_loss(logits, labels), expected)
+
+
+@pytest.mark.gpu
+def test_mask_tokens_on_cuda_with_a_cpu_generator_equals_cpu() -> None:
+    ids, mask = batch(B=8, T=64)
+    kwargs = {"vocab_size": VOCAB, "mask_token_id": MASK, "special_token_ids": SPECIAL}
+    cpu = mask_tokens(ids, attention_mask=mask, generator=torch.Generator().manual_seed(1), **kwargs)
+    gpu = mask_tokens(ids.cuda(), attention_mask=mask.cuda(), generator=torch.Generator().manual_seed(1), **kwargs)
+    assert all(t.device.type == "cuda" for t in gpu)
+    assert torch.equal(gpu[0].cpu(), cpu[0]) and torch.equal(gpu[1].cpu(), cpu[1])
+    cuda_generator = torch.Generator(device="cuda").manual_seed(1)
+    out, labels = mask_tokens(ids.cuda(), attention_mask=mask.cuda(), generator=cuda_generator, **kwargs)
+    assert torch.equal(out[labels == IGNORE_INDEX], ids.cuda()[labels == IGNORE_INDEX])
