@@ -10,7 +10,7 @@ a linear classifier and the loss; nothing else differs between the models it is 
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,15 +20,9 @@ from bertcourse.objectives import IGNORE_INDEX
 from bertcourse.outputs import SequenceClassifierOutput, TokenClassifierOutput, check_labels
 from bertcourse.pretrained import mean_pool
 
-__all__ = ["Encoder", "SequenceClassifier", "TokenClassifier", "pool"]
+__all__ = ["SequenceClassifier", "TokenClassifier", "pool"]
 
 Pooling = Literal["mean", "first", "last"]
-
-
-class Encoder(Protocol):
-    """Anything that maps token ids to contextual states: ``encode(input_ids, attention_mask) -> (B, T, H)``."""
-
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor: ...
 
 
 def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:

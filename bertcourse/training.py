@@ -144,6 +144,8 @@ def evaluate(
         labels = batch.get("labels")
         wants = accuracy if accuracy is not None else labels is not None and labels.dim() == 1
         if wants and labels is not None:
+            if getattr(out, "logits", None) is None:
+                raise ValueError(f"accuracy needs outputs with .logits; {type(out).__name__} has none")
             keep = labels != IGNORE_INDEX
             correct += int((out.logits.argmax(-1) == labels)[keep].sum())
             counted += int(keep.sum())
