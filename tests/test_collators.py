@@ -83,13 +83,17 @@ def test_classification_dataset_single_and_pairs(wordpiece: WordPieceTokenizer) 
     assert bool((batch["token_type_ids"][batch["attention_mask"] == 0] == 0).all())
     with pytest.raises(ValueError, match="one length"):
         ClassificationDataset(["a"], [0, 1], wordpiece)
+    nsp = ToyLanguage(0).nsp_task(6)
+    from_items = ClassificationDataset.from_items(nsp, wordpiece)
+    assert from_items[0]["input_ids"] == wordpiece.encode(nsp[0].text, nsp[0].text_pair)
+    assert [f["labels"] for f in from_items] == [i.label for i in nsp]
 
 
 @pytest.mark.parametrize("kind", ["wordpiece", "chars"])
 def test_token_classification_tags_sit_on_first_sub_tokens(kind: str, request: pytest.FixtureRequest) -> None:
     tok = request.getfixturevalue(kind)
     items = ToyLanguage(4).pos_task(40)
-    data = TokenClassificationDataset([i.words for i in items], [i.label for i in items], tok)
+    data = TokenClassificationDataset.from_items(items, tok)
     split_words = 0
     for item, feature in zip(items, data, strict=True):
         ids, labels = feature["input_ids"], feature["labels"]

@@ -109,7 +109,7 @@ def test_masked_lm_with_next_sentence_prediction_loss_falls(lang_data) -> None:
 def test_downstream_sentiment_loss_falls_and_accuracy_is_reported(lang_data) -> None:
     tok, _, _ = lang_data
     items = ToyLanguage(1).sentiment_task(900)
-    data = [ClassificationDataset([i.text for i in p], [i.label for i in p], tok) for p in (items[:800], items[800:])]
+    data = [ClassificationDataset.from_items(part, tok) for part in (items[:800], items[800:])]
     torch.manual_seed(0)
     encoder = GPT(GPTConfig(vocab_size=tok.vocab_size, **TINY))
     model = SequenceClassifier(encoder, hidden_size=32, num_labels=2, pooling="last", dropout=0.0)
@@ -122,9 +122,7 @@ def test_downstream_sentiment_loss_falls_and_accuracy_is_reported(lang_data) -> 
 def test_downstream_pos_tagging_loss_falls(lang_data) -> None:
     tok, _, _ = lang_data
     items = ToyLanguage(2).pos_task(300)
-    data = [
-        TokenClassificationDataset([i.words for i in p], [i.label for i in p], tok) for p in (items[:250], items[250:])
-    ]
+    data = [TokenClassificationDataset.from_items(part, tok) for part in (items[:250], items[250:])]
     torch.manual_seed(0)
     encoder = BertModel(BertConfig(vocab_size=tok.vocab_size, **TINY))
     model = TokenClassifier(encoder, hidden_size=32, num_labels=len(POS_TAGS), dropout=0.0)

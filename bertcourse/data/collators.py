@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from bertcourse.data.toylang import TaskItem
 from bertcourse.objectives import IGNORE_INDEX, mask_tokens, next_sentence_pairs
 
 __all__ = [
@@ -119,6 +120,14 @@ class ClassificationDataset(_FeatureDataset):
                 feature["token_type_ids"] = _token_type_ids(feature["input_ids"], tokenizer.sep_token_id)
             self.features.append(feature)
 
+    @classmethod
+    def from_items(
+        cls, items: Sequence[TaskItem], tokenizer: Tokenizer, max_length: int | None = None
+    ) -> ClassificationDataset:
+        """From toy-language task items (``text``, ``label`` and, for NSP, ``text_pair``)."""
+        pairs = [i.text_pair for i in items] if items and items[0].text_pair is not None else None
+        return cls([i.text for i in items], [int(i.label) for i in items], tokenizer, pairs, max_length)
+
 
 class TokenClassificationDataset(_FeatureDataset):
     """Word-level tags aligned to tokens: ``{"input_ids", "labels"}``.
@@ -155,6 +164,13 @@ class TokenClassificationDataset(_FeatureDataset):
             ids.append(tokenizer.sep_token_id)
             labels.append(IGNORE_INDEX)
             self.features.append({"input_ids": _truncate(ids, max_length), "labels": _truncate(labels, max_length)})
+
+    @classmethod
+    def from_items(
+        cls, items: Sequence[TaskItem], tokenizer: Tokenizer, max_length: int | None = None
+    ) -> TokenClassificationDataset:
+        """From toy-language ``pos_task`` items: their words and per-word tag ids."""
+        return cls([i.words for i in items], [i.label for i in items], tokenizer, max_length)
 
 
 class NSPDataset(_FeatureDataset):
