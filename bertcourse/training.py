@@ -230,34 +230,34 @@ def train(
     history = History()
     batches = _cycle(train_loader)
     show = progress if progress is not None else sys.stderr.isatty()
-    bar = tqdm(range(1, max_steps + 1), disable=not show, desc="train", dynamic_ncols=True)
+    with tqdm(range(1, max_steps + 1), disable=not show, desc="train", dynamic_ncols=True) as bar:
+        for step in bar:
+            batch = _to(next(batches), device)
+            with _autocast(device):
+                loss = model(**batch).loss
+            if loss is None:
+                raise ValueError("model returned no loss: does the batch have 'labels'?")
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at step {step}: lower lr or check the inputs and labels"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            history.step.append(step)
+            history.train_loss.append(loss.item())
+            history.lr.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
 
-    for step in bar:
-        batch = _to(next(batches), device)
-        with _autocast(device):
-            loss = model(**batch).loss
-        if loss is None:
-            raise ValueError("model returned no loss: does the batch have 'labels'?")
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {loss.item()} at step {step}: lower lr or check the inputs and labels")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-        history.step.append(step)
-        history.train_loss.append(loss.item())
-        history.lr.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
-
-        if step % eval_every == 0 or step == max_steps:
-            if eval_loader is not None:
-                result = evaluate(model, eval_loader, device=device, accuracy=accuracy)
-                history.eval_step.append(step)
-                history.eval_loss.append(result["loss"])
-                history.eval_accuracy.append(result.get("accuracy"))
-            if checkpoint_dir is not None:
-                model.save_pretrained(Path(checkpoint_dir) / f"step-{step}")
-    bar.close()
+            if step % eval_every == 0 or step == max_steps:
+                if eval_loader is not None:
+                    result = evaluate(model, eval_loader, device=device, accuracy=accuracy)
+                    history.eval_step.append(step)
+                    history.eval_loss.append(result["loss"])
+                    history.eval_accuracy.append(result.get("accuracy"))
+                if checkpoint_dir is not None:
+                    model.save_pretrained(Path(checkpoint_dir) / f"step-{step}")
     return history
