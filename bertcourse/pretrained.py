@@ -278,6 +278,7 @@ def _rename(state: Mapping[str, Tensor], names: Mapping[str, str], transposed: S
 
 
 def _activation(name: Any, table: Mapping[str, str], field: str) -> str:
+    """The course GELU variant of a Hugging Face activation name (``"gelu_new"`` -> ``"gelu_tanh"``)."""
     if name not in table:
         raise CheckpointError(f"{field}={name!r} is not supported; the course models run {sorted(table)}")
     return table[name]
@@ -440,7 +441,8 @@ _READERS = {"bert": bert_from_hf, "gpt2": gpt_from_hf}
 def _hub_snapshot(repo_id: str, cache_dir: str | os.PathLike[str] | None) -> Path:
     """Download (or find in the local cache) a model's config and weights with ``huggingface_hub``."""
     advice = (
-        f"pass a local directory holding config.json and model.safetensors instead of the hub name '{repo_id}', "
+        f"no local directory '{repo_id}' exists, so it was taken as a Hub name; pass a local directory holding "
+        "config.json and model.safetensors instead, "
         "or download it once online (pip install huggingface_hub, unset HF_HUB_OFFLINE)"
     )
     try:
