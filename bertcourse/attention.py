@@ -28,6 +28,7 @@ __all__ = [
     "MultiHeadAttentionOutput",
     "causal_mask",
     "padding_mask",
+    "padding_or_none",
     "scaled_dot_product_attention",
 ]
 
@@ -61,6 +62,18 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     if attention_mask.dtype != torch.bool and attention_mask.is_floating_point():
         raise ValueError(f"attention_mask must hold 0/1 integers or booleans, got dtype {attention_mask.dtype}")
     return attention_mask.bool()[:, None, None, :]  # (B, T) -> (B, 1, 1, T)
+
+
+def padding_or_none(attention_mask: Tensor | None) -> Tensor | None:
+    """Return ``attention_mask`` (B, T), or None when it marks every position as a token.
+
+    The fused kernels run fastest with no mask at all (a causal model then takes the Flash kernel's
+    built-in causal path), so a model calls this once per forward pass, not once per layer. On a GPU it
+    costs one host-device sync, like Hugging Face's same check.
+    """
+    if attention_mask is not None and bool(attention_mask.all()):
+        return None
+    return attention_mask
 
 
 def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None) -> torch.Size | None:

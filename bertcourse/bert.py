@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bertcourse.attention import padding_or_none
 from bertcourse.base import PreTrainedModel, check_inputs
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation, gelu
@@ -142,6 +143,7 @@ class BertModel(PreTrainedModel):
             token_type_ids=token_type_ids,
             type_vocab_size=c.type_vocab_size,
         )
+        attention_mask = padding_or_none(attention_mask)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []

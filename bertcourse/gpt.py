@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bertcourse.attention import KVCache
+from bertcourse.attention import KVCache, padding_or_none
 from bertcourse.base import PreTrainedModel, check_inputs
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation
@@ -129,6 +129,7 @@ class GPT(PreTrainedModel):
                 f"with past_key_values, attention_mask must cover past and new tokens, (B, T_past + T) = "
                 f"{(B, past_len + T)}, got {tuple(attention_mask.shape)}"
             )
+        attention_mask = padding_or_none(attention_mask)
         x = self.embeddings(input_ids, position_offset=past_len)  # (B, T, H)
         caches: list[KVCache] = []
         attentions: list[Tensor] = []

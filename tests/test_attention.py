@@ -13,6 +13,7 @@ from bertcourse.attention import (
     MultiHeadAttention,
     causal_mask,
     padding_mask,
+    padding_or_none,
     scaled_dot_product_attention,
 )
 
@@ -347,3 +348,10 @@ def test_gpu_fused_flash_kernel_runs():
         out = scaled_dot_product_attention(q, k, v, is_causal=True, backend="torch")
     ref = scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, backend="math")
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_padding_or_none_drops_only_a_mask_without_padding():
+    assert padding_or_none(None) is None
+    assert padding_or_none(torch.ones(2, 5, dtype=torch.long)) is None
+    am = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert padding_or_none(am) is am
