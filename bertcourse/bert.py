@@ -34,7 +34,7 @@ from bertcourse.outputs import (
     TokenClassifierOutput,
     check_labels,
 )
-from bertcourse.transformer import TransformerBlock, check_transformer_config, init_weights_
+from bertcourse.transformer import check_transformer_config, init_weights_, transformer_stack
 
 __all__ = [
     "BertConfig",
@@ -103,19 +103,7 @@ class BertModel(PreTrainedModel):
             layer_norm_eps=config.layer_norm_eps,
             padding_idx=config.pad_token_id,
         )
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                config.d_model,
-                config.n_heads,
-                config.d_ff,
-                dropout=config.dropout,
-                attention_dropout=config.attention_dropout,
-                activation=config.activation,
-                layer_norm_eps=config.layer_norm_eps,
-                norm_first=False,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = transformer_stack(config, norm_first=False)  # BERT: post-LN
         self.pooler = nn.Linear(config.d_model, config.d_model) if add_pooling_layer else None  # W_p, b_p
         init_weights_(self, std=INIT_STD)
 

@@ -24,7 +24,7 @@ from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation
 from bertcourse.objectives import causal_lm_loss
 from bertcourse.outputs import BaseModelOutput, CausalLMOutput, check_labels
-from bertcourse.transformer import TransformerBlock, check_transformer_config, init_weights_
+from bertcourse.transformer import check_transformer_config, init_weights_, transformer_stack
 
 __all__ = ["GPT", "GPTConfig"]
 
@@ -69,20 +69,7 @@ class GPT(PreTrainedModel):
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config.vocab_size, config.d_model, config.max_len, dropout=config.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                config.d_model,
-                config.n_heads,
-                config.d_ff,
-                dropout=config.dropout,
-                attention_dropout=config.attention_dropout,
-                activation=config.activation,
-                layer_norm_eps=config.layer_norm_eps,
-                norm_first=True,
-                bias=config.bias,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = transformer_stack(config, norm_first=True)  # GPT-2: pre-LN
         self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         init_weights_(self, std=INIT_STD)

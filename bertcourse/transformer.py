@@ -23,7 +23,13 @@ from torch import Tensor, nn
 from bertcourse.attention import KVCache, MultiHeadAttention, MultiHeadAttentionOutput
 from bertcourse.feedforward import ACTIVATIONS, Activation, FeedForward
 
-__all__ = ["TransformerBlock", "TransformerBlockOutput", "check_transformer_config", "init_weights_"]
+__all__ = [
+    "TransformerBlock",
+    "TransformerBlockOutput",
+    "check_transformer_config",
+    "init_weights_",
+    "transformer_stack",
+]
 
 
 class TransformerBlockOutput(NamedTuple):
@@ -117,6 +123,24 @@ class TransformerBlock(nn.Module):
             x = self.attn_norm(x + self.dropout(a.output))
             x = self.ff_norm(x + self.ff(x))
         return TransformerBlockOutput(x, a.cache, a.weights)
+
+
+def transformer_stack(config: Any, norm_first: bool) -> nn.ModuleList:
+    """``config.n_layers`` blocks from the fields GPT and BERT configs share (pre-LN when ``norm_first``)."""
+    return nn.ModuleList(
+        TransformerBlock(
+            config.d_model,
+            config.n_heads,
+            config.d_ff,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            activation=config.activation,
+            layer_norm_eps=config.layer_norm_eps,
+            norm_first=norm_first,
+            bias=getattr(config, "bias", True),
+        )
+        for _ in range(config.n_layers)
+    )
 
 
 def check_transformer_config(config: Any) -> None:
