@@ -25,7 +25,7 @@ from bertcourse.elmo import ELMo, ELMoConfig
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import FeedForward
 from bertcourse.gpt import GPT, GPTConfig
-from bertcourse.heads import SequenceClassifier, TokenClassifier
+from bertcourse.heads import SequenceClassifier, TokenClassifier, mean_pool
 from bertcourse.lstm import LSTM, LSTMCell
 from bertcourse.objectives import (
     IGNORE_INDEX,
@@ -35,7 +35,7 @@ from bertcourse.objectives import (
     masked_lm_loss,
     next_sentence_pairs,
 )
-from bertcourse.pretrained import bert_from_hf, from_pretrained, gpt_from_hf, load_minilm, mean_pool
+from bertcourse.pretrained import bert_from_hf, from_pretrained, gpt_from_hf, load_minilm
 from bertcourse.scalar_mix import ScalarMix
 from bertcourse.tokenizers import CharTokenizer, WordPieceTokenizer, minilm_vocab_path
 from bertcourse.training import History, evaluate, train

@@ -18,11 +18,30 @@ from torch import Tensor, nn
 
 from bertcourse.objectives import IGNORE_INDEX
 from bertcourse.outputs import SequenceClassifierOutput, TokenClassifierOutput, check_labels
-from bertcourse.pretrained import mean_pool
 
-__all__ = ["SequenceClassifier", "TokenClassifier", "pool"]
+__all__ = ["SequenceClassifier", "TokenClassifier", "mean_pool", "pool"]
 
 Pooling = Literal["mean", "first", "last"]
+
+
+def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    """Average the token states of each sequence over its real tokens, padding excluded.
+
+        e_b = sum_t m_bt h_bt / sum_t m_bt,   hidden (B, T, H), attention_mask (B, T) -> (B, H)
+
+    A row without tokens gives zeros (its count is clamped to 1e-9, as in sentence-transformers).
+    """
+    if hidden.dim() != 3:
+        raise ValueError(f"hidden must be (B, T, H), got {tuple(hidden.shape)}")
+    if attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(
+            f"attention_mask must be (B, T) = {tuple(hidden.shape[:2])}, the first two dims of hidden, "
+            f"got {tuple(attention_mask.shape)}"
+        )
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T) -> (B, T, 1)
+    total = (hidden * mask).sum(dim=1)  # (B, H)
+    count = mask.sum(dim=1).clamp(min=1e-9)  # (B, 1)
+    return total / count
 
 
 def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:

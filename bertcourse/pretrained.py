@@ -46,6 +46,7 @@ from bertcourse.bert import (
     BertModel,
 )
 from bertcourse.gpt import GPT, GPTConfig
+from bertcourse.heads import mean_pool
 from bertcourse.tokenizers import WordPieceTokenizer
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "gpt_config_from_hf",
     "gpt_from_hf",
     "load_minilm",
-    "mean_pool",
     "minilm_path",
 ]
 
@@ -529,26 +529,6 @@ def load_minilm() -> tuple[BertModel, WordPieceTokenizer]:
         raise CheckpointError(f"{path} should hold a BERT encoder without heads, got {type(model).__name__}")
     tokenizer = WordPieceTokenizer.from_vocab_file(path / "vocab.txt", model_max_length=MINILM_MAX_LENGTH)
     return model, tokenizer
-
-
-def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
-    """Average the token states of each sequence over its real tokens, padding excluded.
-
-        e_b = sum_t m_bt h_bt / sum_t m_bt,   hidden (B, T, H), attention_mask (B, T) -> (B, H)
-
-    A row without tokens gives zeros (its count is clamped to 1e-9, as in sentence-transformers).
-    """
-    if hidden.dim() != 3:
-        raise ValueError(f"hidden must be (B, T, H), got {tuple(hidden.shape)}")
-    if attention_mask.shape != hidden.shape[:2]:
-        raise ValueError(
-            f"attention_mask must be (B, T) = {tuple(hidden.shape[:2])}, the first two dims of hidden, "
-            f"got {tuple(attention_mask.shape)}"
-        )
-    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T) -> (B, T, 1)
-    total = (hidden * mask).sum(dim=1)  # (B, H)
-    count = mask.sum(dim=1).clamp(min=1e-9)  # (B, 1)
-    return total / count
 
 
 @torch.no_grad()

@@ -22,13 +22,13 @@ from bertcourse.bert import (
     BertModel,
 )
 from bertcourse.gpt import GPT
+from bertcourse.heads import mean_pool
 from bertcourse.pretrained import (
     bert_from_hf,
     embed_sentences,
     from_pretrained,
     gpt_from_hf,
     load_minilm,
-    mean_pool,
     minilm_path,
 )
 
