@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -26,21 +26,30 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100
+Reduction = Literal["mean", "sum"]
 
 
-def masked_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy of (B, T, V) logits against (B, T) labels at the same positions (BERT's MLM)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+def masked_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Cross-entropy of (B, T, V) logits against (B, T) labels at the same positions (BERT's MLM).
+
+    ``reduction="mean"`` averages over the counted targets (label != -100); ``"sum"`` adds them up, for
+    callers that divide by a count of their own (``bertcourse.pretrain`` divides by the count over all
+    processes, so that splitting a batch across them does not change the loss).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    flat_logits = logits.reshape(-1, logits.shape[-1])  # (B, T, V) -> (B * T, V)
+    return F.cross_entropy(flat_logits, labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
-def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+def causal_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Left-to-right LM loss: position t predicts label t+1 (labels are the unshifted input ids)."""
-    return masked_lm_loss(logits[:, :-1], labels[:, 1:])  # (B, T-1, V) vs (B, T-1)
+    return masked_lm_loss(logits[:, :-1], labels[:, 1:], reduction)  # (B, T-1, V) vs (B, T-1)
 
 
-def backward_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+def backward_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Right-to-left LM loss: position t predicts label t-1 (ELMo's backward direction)."""
-    return masked_lm_loss(logits[:, 1:], labels[:, :-1])  # (B, T-1, V) vs (B, T-1)
+    return masked_lm_loss(logits[:, 1:], labels[:, :-1], reduction)  # (B, T-1, V) vs (B, T-1)
 
 
 def mask_tokens(
