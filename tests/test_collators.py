@@ -151,6 +151,43 @@ def test_nsp_dataset_and_mlm_collator_carry_segments_and_labels(
     assert NSPDataset(documents, wordpiece, seed=0).features == data.features  # seeded
 
 
+def _segments(ids: list[int], sep: int) -> tuple[list[int], list[int]]:
+    """Split ``[CLS] A [SEP] B [SEP]`` into (A, B)."""
+    first_sep = ids.index(sep)
+    assert ids[-1] == sep and ids.count(sep) == 2, ids
+    return ids[1:first_sep], ids[first_sep + 1 : -1]
+
+
+def test_pair_truncation_keeps_both_segments_longest_first(
+    wordpiece: WordPieceTokenizer, documents: list[list[str]]
+) -> None:
+    """A truncated pair keeps [CLS] A [SEP] B [SEP]: the longer segment loses its tail, as the tokenizer does."""
+    full = NSPDataset(documents, wordpiece, seed=0)
+    short = NSPDataset(documents, wordpiece, seed=0, max_length=8)
+    assert [f["next_sentence_label"] for f in short] == [f["next_sentence_label"] for f in full]
+    cut = 0
+    for whole, part in zip(full, short, strict=True):
+        ids, sep = part["input_ids"], wordpiece.sep_token_id
+        assert len(ids) == min(8, len(whole["input_ids"]))
+        a, b = _segments(ids, sep)
+        full_a, full_b = _segments(whole["input_ids"], sep)
+        assert full_a[: len(a)] == a and full_b[: len(b)] == b  # each segment keeps its head
+        assert min(len(a), len(b)) == min(len(full_a), len(full_b), (8 - 3) // 2)  # the shorter one is cut last
+        assert part["token_type_ids"] == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        cut += len(ids) < len(whole["input_ids"])
+    assert cut > 100  # most toy pairs are longer than 8 tokens: the property was exercised
+    a, b = "the dog that the cats see runs .", "it sleeps ."
+    pair = ClassificationDataset([a], [1], wordpiece, text_pairs=[b], max_length=9)[0]
+    reference = wordpiece(a, b, max_length=9, return_tensors=None)
+    assert pair["input_ids"] == reference["input_ids"][0] and pair["token_type_ids"] == reference["token_type_ids"][0]
+    kept_b = _segments(pair["input_ids"], wordpiece.sep_token_id)[1]
+    assert kept_b and wordpiece.encode(b, add_special_tokens=False)[: len(kept_b)] == kept_b
+    single = ClassificationDataset([a], [1], wordpiece, max_length=5)[0]
+    assert single["input_ids"][-1] == wordpiece.sep_token_id and len(single["input_ids"]) == 5
+    with pytest.raises(ValueError, match="max_length"):
+        NSPDataset(documents, wordpiece, max_length=3)  # no room for a token of A and of B
+
+
 def test_pad_collator_rejects_mixed_features(wordpiece: WordPieceTokenizer) -> None:
     collate = PadCollator(wordpiece)
     with pytest.raises(ValueError, match="same keys"):

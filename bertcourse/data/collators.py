@@ -53,6 +53,16 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True) -> list[int]: ...
 
+    def __call__(
+        self,
+        texts: str,
+        text_pair: str | None = None,
+        padding: bool = True,
+        truncation: bool = True,
+        max_length: int | None = None,
+        return_tensors: None = None,
+    ) -> dict[str, list[list[int]]]: ...
+
 
 def pad_sequences(sequences: Sequence[Sequence[int]], value: int) -> Tensor:
     """Right-pad integer sequences with ``value`` to the longest one: (B, T_max) int64."""
@@ -71,10 +81,18 @@ def _truncate(ids: list[int], max_length: int | None) -> list[int]:
     return ids if max_length is None else ids[:max_length]
 
 
-def _token_type_ids(ids: list[int], sep_token_id: int) -> list[int]:
-    """Segment ids: 0 up to and including the first [SEP] (sentence A), 1 after it (sentence B)."""
-    first_sep = ids.index(sep_token_id) if sep_token_id in ids else len(ids) - 1
-    return [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+def _encode_framed(tokenizer: Tokenizer, text: str, pair: str | None, max_length: int | None) -> Feature:
+    """``input_ids`` and ``token_type_ids`` of ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, within ``max_length``.
+
+    Truncation is the tokenizer's own (``Tokenizer.__call__``): the special tokens always stay, and a pair
+    loses tokens from the end of its longer segment, one at a time (BERT's ``_truncate_seq_pair``), so
+    both sentences and the final [SEP] survive. Cutting the framed ids from the tail instead would drop
+    B and its [SEP] while an NSP or pair-classification label still describes the pair.
+    """
+    out = tokenizer(
+        text, pair, padding=False, truncation=max_length is not None, max_length=max_length, return_tensors=None
+    )
+    return {"input_ids": out["input_ids"][0], "token_type_ids": out["token_type_ids"][0]}
 
 
 class _FeatureDataset(Dataset):
@@ -97,7 +115,10 @@ class TextDataset(_FeatureDataset):
 
 
 class ClassificationDataset(_FeatureDataset):
-    """One label per text (or text pair): ``{"input_ids", "labels"}``, plus ``"token_type_ids"`` for pairs."""
+    """One label per text (or text pair): ``{"input_ids", "labels"}``, plus ``"token_type_ids"`` for pairs.
+
+    ``max_length`` truncates as the tokenizer does: [CLS] and [SEP] stay, pairs lose tokens longest-first.
+    """
 
     def __init__(
         self,
@@ -115,10 +136,10 @@ class ClassificationDataset(_FeatureDataset):
         self.features = []
         for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
             pair = None if text_pairs is None else text_pairs[i]
-            feature: Feature = {"input_ids": _truncate(tokenizer.encode(text, pair), max_length), "labels": int(label)}
-            if pair is not None:
-                feature["token_type_ids"] = _token_type_ids(feature["input_ids"], tokenizer.sep_token_id)
-            self.features.append(feature)
+            feature = _encode_framed(tokenizer, text, pair, max_length)
+            if pair is None:
+                del feature["token_type_ids"]  # GPT and ELMo take no segments
+            self.features.append({**feature, "labels": int(label)})
 
     @classmethod
     def from_items(
@@ -178,6 +199,7 @@ class NSPDataset(_FeatureDataset):
 
     Features: ``{"input_ids", "token_type_ids", "next_sentence_label"}`` (0 = B follows A, 1 = random),
     drawn once with ``objectives.next_sentence_pairs`` and ``seed``. Batch them with :class:`MLMCollator`.
+    ``max_length`` truncates longest-first, as the tokenizer does, so every pair keeps A, B and both [SEP]s.
     """
 
     def __init__(
@@ -188,16 +210,9 @@ class NSPDataset(_FeatureDataset):
         max_length: int | None = None,
     ) -> None:
         pairs = next_sentence_pairs(documents, seed=seed)
-        self.features = []
-        for a, b, label in pairs:
-            ids = _truncate(tokenizer.encode(a, b), max_length)
-            self.features.append(
-                {
-                    "input_ids": ids,
-                    "token_type_ids": _token_type_ids(ids, tokenizer.sep_token_id),
-                    "next_sentence_label": int(label),
-                }
-            )
+        self.features = [
+            {**_encode_framed(tokenizer, a, b, max_length), "next_sentence_label": int(label)} for a, b, label in pairs
+        ]
 
 
 class PadCollator:
