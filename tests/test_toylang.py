@@ -213,3 +213,92 @@ def test_bad_arguments_raise() -> None:
         lang.document(0)
     with pytest.raises(ValueError, match="p_error"):
         lang.acceptability_task(3, p_error=2.0)
+
+
+# ----------------------------------------------------------------------------- experiment knobs (chapter 08)
+def test_knobs_off_by_default_leave_outputs_unchanged() -> None:
+    explicit = ToyLanguage(3, lexicon=None, p_indefinite=None, p_coordination=0.0)
+    assert explicit.corpus(6) == ToyLanguage(3).corpus(6)
+    assert explicit.pos_tags == POS_TAGS
+
+
+def test_small_lexicon_keeps_vowel_and_consonant_words_and_every_cue() -> None:
+    lang = ToyLanguage(0, lexicon=4)
+    for topic, pairs in lang.nouns.items():
+        singular = [sg for sg, _ in pairs if sg not in NOUN_VERB]
+        assert len(singular) == 4 and sum(w[0] in VOWELS for w in singular) == 2, topic
+        assert {sg for sg, _ in NOUNS[topic] if sg in NOUN_VERB} <= {sg for sg, _ in pairs}
+    words = {w for s in (lang.sentence() for _ in range(400)) for w in s.words}
+    allowed = (
+        {w for pairs in lang.nouns.values() for pair in pairs for w in pair}
+        | set(lang.neutral + lang.adj_noun + lang.positive + lang.negative)
+        | {w for pair in lang.intransitive + lang.transitive for w in pair}
+    )
+    content = {w for w in words if w in SINGULAR_NOUNS | PLURAL_NOUNS | SINGULAR_VERBS | PLURAL_VERBS}
+    assert content - {"is", "are"} <= allowed
+    assert {it.cue for it in lang.pos_task(100)} == {"left", "right"}
+    with pytest.raises(ValueError, match="lexicon"):
+        ToyLanguage(0, lexicon=1)
+
+
+def test_p_indefinite_sets_the_article_rate() -> None:
+    lang = ToyLanguage(0, p_indefinite=0.6)
+    dets = [lang.sentence(number=0, relative=False).words[0] for _ in range(600)]
+    share = sum(d in ("a", "an") for d in dets) / len(dets)
+    assert 0.52 < share < 0.68
+    with pytest.raises(ValueError, match="p_indefinite"):
+        ToyLanguage(0, p_indefinite=1.5)
+
+
+def test_coordination_and_joins_one_polarity_but_opposite_ones() -> None:
+    lang = ToyLanguage(4, p_coordination=1.0)
+    assert lang.pos_tags[-1] == "CCONJ"
+    seen = set()
+    for _ in range(300):
+        s = lang.sentence(kind="copula")
+        cue = s.cue("coordination")
+        assert cue.position == "both" and "not" not in s.words
+        left, conjunction, right = s.words[cue.target - 1 : cue.target + 2]
+        assert s.tags[cue.target] == "CCONJ" and left != right
+        same = (left in POSITIVE) == (right in POSITIVE)
+        assert conjunction == ("and" if same else "but"), s.text
+        assert s.sentiment == (int(left in POSITIVE) if same else None)
+        seen.add((left in POSITIVE, conjunction))
+    assert len(seen) == 4
+    assert all(it.cue in ("none", "left", "far") for it in lang.sentiment_task(50))  # never coordinated
+    with pytest.raises(ValueError, match="negated"):
+        lang.sentence(kind="copula", coordinated=True, negated=True)
+
+
+@pytest.mark.parametrize("cue", ["left", "right", "far", "both"])
+def test_cloze_items_are_balanced_and_decided_by_their_cue(cue: str) -> None:
+    items = ToyLanguage(9, lexicon=4, p_indefinite=0.5, p_coordination=0.3).cloze_task(120, cue)
+    assert len(items) == 120 and {it.cue for it in items} == {cue}
+    answers = [it.candidates.index(it.answer) for it in items]
+    assert sum(answers) == 60  # each of the two candidates is the answer of half the items
+    for it in items:
+        words = it.words
+        assert words[it.target] == it.answer and len(it.candidates) == 2
+        if cue == "right":
+            assert (it.answer == "an") == (words[it.target + 1][0] in VOWELS)
+        elif cue == "both":
+            same = (words[it.target - 1] in POSITIVE) == (words[it.target + 1] in POSITIVE)
+            assert it.answer == ("and" if same else "but")
+        else:
+            other = list(words)
+            other[it.target] = next(c for c in it.candidates if c != it.answer)
+            assert _agrees_words(words, it.target) and not _agrees_words(other, it.target), it.text
+            assert ("that" in words) == (cue == "far")
+
+
+def _agrees_words(words: list[str], verb: int) -> bool:
+    """The subject is the word before "that" (a relative clause) or else before the verb."""
+    subject = words.index("that") - 1 if "that" in words[:verb] else verb - 1
+    return (words[subject] in SINGULAR_NOUNS) == (words[verb] in SINGULAR_VERBS)
+
+
+def test_cloze_task_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="cue"):
+        ToyLanguage(0).cloze_task(4, "middle")
+    with pytest.raises(ValueError, match="p_coordination"):
+        ToyLanguage(0).cloze_task(4, "both")

@@ -9,7 +9,10 @@ models on, each with its deciding cue in a known place relative to the word it d
 * part of speech, left cue: "the watch" (NOUN) / "the cats watch" (VERB): the previous word;
 * part of speech, right cue: "the orange cat" (ADJ) / "the orange rolls" (NOUN): the next word;
 * negation: "the film is not good ." -- "not" flips the sentiment: ``left`` (``far`` with
-  intensifiers between, "not really very good").
+  intensifiers between, "not really very good");
+* coordination (off by default, ``p_coordination``): "the film is good and nice ." / "the film is good
+  but dull ." -- "and" joins adjectives of one polarity, "but" of opposite ones, so the conjunction is
+  fixed by the words on *both* sides jointly (``both``): either side alone says nothing about it.
 
 Cues at distance >= ``FAR`` (3 words) are tagged ``far``. Grammar rules that make the labels exact:
 
@@ -24,10 +27,17 @@ Cues at distance >= ``FAR`` (3 words) are tagged ``far``. Grammar rules that mak
 
 Words are separated by single spaces, punctuation included (``"... run ."``), so ``text.split()``
 gives exactly the words that ``tags`` label.
+
+Knobs for experiments at a small budget (chapter 08), all off by default so the default outputs never
+change: ``lexicon`` keeps a few words per class (each pair of words then co-occurs more often),
+``p_indefinite`` makes "a"/"an" frequent, ``p_coordination`` adds the ``both``-sides cue, and
+:meth:`ToyLanguage.cloze_task` builds fill-in-the-blank items whose deciding cue is ``left``,
+``right``, ``far`` or ``both``, with balanced answers.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -35,8 +45,10 @@ from typing import Literal
 from bertcourse.objectives import next_sentence_pairs
 
 __all__ = [
+    "CLOZE_CUES",
     "FAR",
     "POS_TAGS",
+    "ClozeItem",
     "Cue",
     "Document",
     "Sentence",
@@ -44,13 +56,19 @@ __all__ = [
     "ToyLanguage",
 ]
 
-CuePosition = Literal["left", "right", "far", "none"]
+CuePosition = Literal["left", "right", "far", "both", "none"]
+ClozeCue = Literal["left", "right", "far", "both"]
 SG, PL = 0, 1
 FAR = 3
 """A cue this many words or more from the word it decides is tagged ``far``."""
 
 POS_TAGS: tuple[str, ...] = ("DET", "ADJ", "NOUN", "VERB", "AUX", "PART", "ADV", "PRON", "PUNCT")
 """Universal-Dependencies tag names; a POS label is an index into this tuple."""
+CCONJ = "CCONJ"
+"""The tag of "and"/"but", which only a language with ``p_coordination > 0`` uses: its
+``ToyLanguage.pos_tags`` is ``POS_TAGS + ("CCONJ",)``."""
+CLOZE_CUES: tuple[ClozeCue, ...] = ("left", "right", "far", "both")
+"""The cue positions of :meth:`ToyLanguage.cloze_task`, in the order the course reports them."""
 
 NOUNS: dict[str, tuple[tuple[str, str], ...]] = {
     "animals": (
@@ -134,9 +152,12 @@ _FLIP_NUMBER.update({third: base for base, third in INTRANSITIVE + TRANSITIVE})
 
 @dataclass(frozen=True)
 class Cue:
-    """Where the word that decides ``target``'s label sits: ``cue_index``, tagged ``position``."""
+    """Where the word that decides ``target``'s label sits: ``cue_index``, tagged ``position``.
 
-    phenomenon: Literal["agreement", "article", "pos", "negation"]
+    A ``both`` cue (coordination) has two deciding words, ``target - 1`` (``cue_index``) and ``target + 1``.
+    """
+
+    phenomenon: Literal["agreement", "article", "pos", "negation", "coordination"]
     target: int
     cue_index: int
     position: CuePosition
@@ -200,6 +221,34 @@ class TaskItem:
         return self.text.split()
 
 
+@dataclass(frozen=True)
+class ClozeItem:
+    """Fill in the blank: which of ``candidates`` is word ``target`` of ``text``? ``answer`` is the right one.
+
+    ``cue`` says where the words that decide it sit: ``left``/``right`` (adjacent), ``far`` (left, across
+    a relative clause) or ``both`` (the words on both sides jointly). The candidates differ only in what the
+    cue decides ("run"/"runs", "a"/"an", "and"/"but"), so the rest of the sentence cannot tell them apart.
+    """
+
+    text: str
+    target: int
+    candidates: tuple[str, ...]
+    answer: str
+    cue: ClozeCue
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.split()
+
+
+def _balanced(words: tuple[str, ...], k: int) -> tuple[str, ...]:
+    """Up to ``k`` words, alternating vowel-initial and consonant-initial ones, in lexicon order."""
+    vowel = [w for w in words if w[0] in VOWELS]
+    consonant = [w for w in words if w[0] not in VOWELS]
+    picked = [w for pair in itertools.zip_longest(vowel, consonant) for w in pair if w is not None][:k]
+    return tuple(w for w in words if w in picked)
+
+
 @dataclass
 class _Builder:
     """Words and tags of a sentence under construction; "a" is fixed to "a"/"an" at the end."""
@@ -225,32 +274,73 @@ class ToyLanguage:
     'the dogs that the cat sees run .'
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        lexicon: int | None = None,
+        p_indefinite: float | None = None,
+        p_coordination: float = 0.0,
+    ) -> None:
+        """Args:
+        seed: the random seed; the same seed and knobs give the same outputs.
+        lexicon: keep at most this many words of each class (nouns per topic, neutral adjectives and
+            adjective/noun words -- half vowel-initial -- positive and negative adjectives, intransitive and
+            transitive verbs), plus every noun/verb word, which the part-of-speech cues need. None: all.
+        p_indefinite: the chance that a singular noun phrase starts with "a"/"an" (None: 1 in 4, the
+            default draw from "the", "the", "a", "this"); the rest take "the" or "this".
+        p_coordination: the share of copula sentences whose predicate is "ADJ and/but ADJ" (no negation).
+        """
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if lexicon is not None and (not isinstance(lexicon, int) or isinstance(lexicon, bool) or lexicon < 2):
+            raise ValueError(f"lexicon must be an int >= 2 or None, got {lexicon!r}")
+        if p_indefinite is not None and not 0.0 <= p_indefinite <= 1.0:
+            raise ValueError(f"p_indefinite must lie in [0, 1] or be None, got {p_indefinite!r}")
+        if not 0.0 <= p_coordination <= 1.0:
+            raise ValueError(f"p_coordination must lie in [0, 1], got {p_coordination!r}")
         self.seed = seed
         self.rng = random.Random(seed)
+        self.lexicon, self.p_indefinite, self.p_coordination = lexicon, p_indefinite, p_coordination
+        self.pos_tags: tuple[str, ...] = POS_TAGS + ((CCONJ,) if p_coordination > 0 else ())
+        """The tag set of this language's sentences: ``POS_TAGS``, plus "CCONJ" with coordination."""
+        k = lexicon
+        self.nouns: dict[str, tuple[tuple[str, str], ...]] = NOUNS
+        self.neutral, self.adj_noun, self.positive, self.negative = NEUTRAL, ADJ_NOUN, POSITIVE, NEGATIVE
+        self.intransitive, self.transitive = INTRANSITIVE, TRANSITIVE
+        if k is not None:
+            self.nouns = {}
+            for topic, pairs in NOUNS.items():
+                keep = set(_balanced(tuple(sg for sg, _ in pairs if sg not in NOUN_VERB), k))
+                self.nouns[topic] = tuple(p for p in pairs if p[0] in keep or p[0] in NOUN_VERB)
+            self.neutral, self.adj_noun = _balanced(NEUTRAL, k), _balanced(ADJ_NOUN, k)
+            self.positive, self.negative = POSITIVE[:k], NEGATIVE[:k]
+            self.intransitive, self.transitive = (
+                tuple(v for v in verbs if v[0] in NOUN_VERB or v in verbs[:k]) for verbs in (INTRANSITIVE, TRANSITIVE)
+            )
 
     # ----------------------------------------------------------------------------- phrases
     def _noun(self, topic: str, number: int) -> str:
         if number == SG and self.rng.random() < 0.04:
-            return self.rng.choice(ADJ_NOUN)  # "the orange", "the iron": topic-free, singular only
-        return self.rng.choice(NOUNS[topic])[number]
+            return self.rng.choice(self.adj_noun)  # "the orange", "the iron": topic-free, singular only
+        return self.rng.choice(self.nouns[topic])[number]
 
     def _noun_phrase(self, b: _Builder, number: int, topic: str, head: str | None = None) -> int:
         """Append DET [ADJ] NOUN; return the head noun's index."""
         head = head if head is not None else self._noun(topic, number)
-        b.add(self.rng.choice(SG_DETS if number == SG else PL_DETS), "DET")
+        if number == SG and self.p_indefinite is not None:
+            b.add("a" if self.rng.random() < self.p_indefinite else self.rng.choice(("the", "this")), "DET")
+        else:
+            b.add(self.rng.choice(SG_DETS if number == SG else PL_DETS), "DET")
         if self.rng.random() < 0.35:
             plain = head in NOUN_VERB or head in ADJ_NOUN  # never two ambiguous words side by side
-            pool = NEUTRAL if plain or self.rng.random() < 0.8 else ADJ_NOUN
+            pool = self.neutral if plain or self.rng.random() < 0.8 else self.adj_noun
             b.add(self.rng.choice(pool), "ADJ")
         return b.add(head, "NOUN")
 
     def _verb(self, number: int, transitive: bool, after: str) -> str:
-        pool = [
-            v for v in (TRANSITIVE if transitive else INTRANSITIVE) if not (after in ADJ_NOUN and v[0] in NOUN_VERB)
-        ]
+        verbs = self.transitive if transitive else self.intransitive
+        pool = [v for v in verbs if not (after in ADJ_NOUN and v[0] in NOUN_VERB)]
         return self.rng.choice(pool)[1 - number]  # SG -> 3rd-person form, PL -> base form
 
     # ----------------------------------------------------------------------------- sentences
@@ -263,25 +353,28 @@ class ToyLanguage:
         relative: Literal["object", "subject"] | bool | None = None,
         negated: bool | None = None,
         subject: str | None = None,
+        coordinated: bool | None = None,
     ) -> Sentence:
         """Generate one acceptable sentence; unset arguments are drawn at random.
 
         ``kind="copula"`` gives "NP is [not] [very] ADJ ." (the only kind with a sentiment);
         ``relative`` puts an object ("that the cat sees") or subject ("that sees the cat") relative
         clause between the subject and its verb (True: either, False: none); ``subject`` fixes the
-        head noun (singular or plural form, which then sets ``number``).
+        head noun (singular or plural form, which then sets ``number``). ``coordinated`` (copula only;
+        None: drawn with ``p_coordination``) makes the predicate "ADJ and ADJ" (one polarity, which is then
+        the sentiment) or "ADJ but ADJ" (opposite polarities, sentiment None), never negated.
         """
         rng = self.rng
         topic = topic if topic is not None else rng.choice(TOPICS)
-        if topic not in NOUNS:
+        if topic not in self.nouns:
             raise ValueError(f"topic must be one of {TOPICS}, got {topic!r}")
         kind = kind if kind is not None else rng.choice(("copula", "intransitive", "transitive"))
         if kind not in ("copula", "intransitive", "transitive"):
             raise ValueError(f"kind must be 'copula', 'intransitive' or 'transitive', got {kind!r}")
         if subject is not None:
-            if subject not in ADJ_NOUN and not any(subject in n for n in NOUNS[topic]):
-                raise ValueError(f"subject {subject!r} is not a noun of topic {topic!r} nor one of {ADJ_NOUN}")
-            number = SG if subject in ADJ_NOUN or any(subject == n[SG] for n in NOUNS[topic]) else PL
+            if subject not in self.adj_noun and not any(subject in n for n in self.nouns[topic]):
+                raise ValueError(f"subject {subject!r} is not a noun of topic {topic!r} nor one of {self.adj_noun}")
+            number = SG if subject in self.adj_noun or any(subject == n[SG] for n in self.nouns[topic]) else PL
         number = number if number is not None else rng.choice((SG, PL))
         if relative is None or relative is True:
             relative = rng.choice(("object", "subject", None) if relative is None else ("object", "subject"))
@@ -303,15 +396,26 @@ class ToyLanguage:
         sentiment = None
         if kind == "copula":
             verb = b.add("is" if number == SG else "are", "AUX")
-            negated = negated if negated is not None else rng.random() < P_NEGATION
+            if coordinated is None:
+                coordinated = self.p_coordination > 0 and rng.random() < self.p_coordination
+            if coordinated and negated:
+                raise ValueError("a coordinated predicate is never negated: pass negated=False or None")
+            negated = False if coordinated else negated if negated is not None else rng.random() < P_NEGATION
             not_index = b.add("not", "PART") if negated else None
             for word in rng.sample(INTENSIFIERS, rng.choice((0, 0, 1, 2))):
                 b.add(word, "ADV")
             positive = rng.random() < 0.5
-            adjective = b.add(rng.choice(POSITIVE if positive else NEGATIVE), "ADJ")
-            sentiment = int(positive != bool(negated))
+            adjective = b.add(rng.choice(self.positive if positive else self.negative), "ADJ")
+            sentiment: int | None = int(positive != bool(negated))
             if not_index is not None:
                 cues.append(Cue("negation", adjective, not_index, _position(adjective - not_index, "left")))
+            if coordinated:  # "good and nice" / "good but dull": the conjunction needs both adjectives
+                same = rng.random() < 0.5
+                conjunction = b.add("and" if same else "but", CCONJ)
+                pool = self.positive if positive == same else self.negative
+                b.add(rng.choice([w for w in pool if w != b.words[adjective]]), "ADJ")
+                sentiment = sentiment if same else None
+                cues.append(Cue("coordination", conjunction, adjective, "both"))
         else:
             verb = b.add(self._verb(number, kind == "transitive", after=b.words[-1]), "VERB")
             if kind == "transitive":
@@ -347,7 +451,7 @@ class ToyLanguage:
         if n_sentences < 1:
             raise ValueError(f"n_sentences must be >= 1, got {n_sentences}")
         topic = topic if topic is not None else self.rng.choice(TOPICS)
-        subject = self.rng.choice(NOUNS[topic])
+        subject = self.rng.choice(self.nouns[topic])
         sentences = tuple(
             self.sentence(topic=topic, subject=self.rng.choice(subject) if self.rng.random() < 0.65 else None)
             for _ in range(n_sentences)
@@ -369,7 +473,7 @@ class ToyLanguage:
         """
         items = []
         for _ in range(n):
-            s = self.sentence(kind="copula", relative=False)
+            s = self.sentence(kind="copula", relative=False, coordinated=False)
             cue = s.cue("negation")
             adjective = len(s.words) - 2
             items.append(
@@ -400,7 +504,8 @@ class ToyLanguage:
         return items
 
     def pos_task(self, n: int) -> list[TaskItem]:
-        """Sentences with one tag id per word; each holds an ambiguous word whose cue is ``left`` or ``right``."""
+        """Sentences with one tag id per word (indices into ``pos_tags``); each holds an ambiguous word whose
+        cue is ``left`` or ``right``."""
         items = []
         while len(items) < n:
             s = self.sentence()
@@ -409,16 +514,16 @@ class ToyLanguage:
                 s = self._ambiguous_sentence()
                 ambiguous = [c for c in s.cues if c.phenomenon == "pos"]
             cue = self.rng.choice(ambiguous)
-            labels = tuple(POS_TAGS.index(t) for t in s.tags)
+            labels = tuple(self.pos_tags.index(t) for t in s.tags)
             items.append(TaskItem(s.text, labels, cue.position, cue.target, cue.cue_index))
         return items
 
     def _ambiguous_sentence(self) -> Sentence:
         """A sentence whose subject is an ambiguous word: "the orange rolls", "the watches sleep"."""
         if self.rng.random() < 0.5:
-            return self.sentence(subject=self.rng.choice(ADJ_NOUN))
+            return self.sentence(subject=self.rng.choice(self.adj_noun))
         topic = self.rng.choice(TOPICS)
-        nouns = [n for n in NOUNS[topic] if n[SG] in NOUN_VERB]
+        nouns = [n for n in self.nouns[topic] if n[SG] in NOUN_VERB]
         return self.sentence(topic=topic, subject=self.rng.choice(self.rng.choice(nouns)))
 
     def nsp_task(self, n: int, sentences_per_doc: tuple[int, int] = (3, 6)) -> list[TaskItem]:
@@ -432,3 +537,42 @@ class ToyLanguage:
             pairs = next_sentence_pairs(documents, rng=self.rng)
             items += [TaskItem(a, label, "far", text_pair=b_) for a, b_, label in pairs]
         return items[:n]
+
+    def cloze_task(self, n: int, cue: ClozeCue) -> list[ClozeItem]:
+        """``n`` fill-in-the-blank items whose answer the ``cue`` decides; answers alternate between candidates.
+
+        * ``left``: the main verb after its subject ("the dogs [run] ."), candidates its two number forms;
+        * ``far``: the same across a relative clause, whose noun has the other number (an attractor);
+        * ``right``: the article, "a" or "an", decided by the next word;
+        * ``both``: the conjunction of "ADJ and/but ADJ", decided by the two adjectives jointly: with
+          either one alone, "and" and "but" are equally likely (needs ``p_coordination > 0``).
+
+        Half the items have each answer, so the majority baseline is 1/2 for every cue.
+        """
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        if cue not in CLOZE_CUES:
+            raise ValueError(f"cue must be one of {CLOZE_CUES}, got {cue!r}")
+        if cue == "both" and self.p_coordination == 0:
+            raise ValueError("cue='both' needs a ToyLanguage with p_coordination > 0 (the and/but construction)")
+        items: list[ClozeItem] = []
+        while len(items) < n:
+            want = len(items) % 2  # alternate answers: SG/PL, "a"/"an", "and"/"but"
+            if cue in ("left", "far"):
+                s = self.sentence(number=want, relative=cue == "far")
+                c = s.cue("agreement")
+                verb = s.words[c.target]
+                candidates = (verb, _FLIP_NUMBER[verb]) if want == PL else (_FLIP_NUMBER[verb], verb)  # (PL, SG)
+            elif cue == "right":
+                s = self.sentence()
+                article = ("a", "an")[want]
+                c = next((c for c in s.cues if c.phenomenon == "article" and s.words[c.target] == article), None)
+                candidates = ("a", "an")
+            else:
+                s = self.sentence(kind="copula", relative=False, coordinated=True)
+                c = s.cue("coordination")
+                c = c if s.words[c.target] == ("and", "but")[want] else None
+                candidates = ("and", "but")
+            if c is not None:
+                items.append(ClozeItem(s.text, c.target, candidates, s.words[c.target], cue))
+        return items
