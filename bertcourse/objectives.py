@@ -35,11 +35,20 @@ def masked_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean"
     ``reduction="mean"`` averages over the counted targets (label != -100); ``"sum"`` adds them up, for
     callers that divide by a count of their own (``bertcourse.pretrain`` divides by the count over all
     processes, so that splitting a batch across them does not change the loss).
+
+    With no counted target at all (every label -100, e.g. a batch in which no token was chosen for
+    masking) the mean is a documented zero, not 0/0 = NaN: the empty sum over 1, whose gradient is zero,
+    so the batch moves no weight through this loss (an optimizer with momentum still applies its
+    running average) and the targets of a combined loss, such as NSP's, still train.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    flat_logits = logits.reshape(-1, logits.shape[-1])  # (B, T, V) -> (B * T, V)
-    return F.cross_entropy(flat_logits, labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction=reduction)
+    flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)  # (B * T, V), (B * T,)
+    total = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    if reduction == "sum":
+        return total
+    count = (flat_labels != IGNORE_INDEX).sum()
+    return total / count.clamp(min=1)  # no targets: 0 / 1 = 0 (with zero gradient), not 0 / 0 = NaN
 
 
 def causal_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -61,6 +70,7 @@ def mask_tokens(
     attention_mask: Tensor | None = None,
     mlm_probability: float = 0.15,
     generator: torch.Generator | None = None,
+    at_least_one: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """BERT's masked-LM corruption: choose ~15% of the tokens, hide them, and keep them as labels.
 
@@ -75,6 +85,12 @@ def mask_tokens(
 
     so the model must predict every position it might be tested on, not only the [MASK]ed ones.
 
+    ``at_least_one=True`` also chooses one eligible token, uniformly, in each sequence (last axis) that the
+    draws left without any, so that no sequence, and no batch, is without a target. BERT's own data
+    script (``create_pretraining_data.py``) does the same: it masks ``max(1, round(0.15 n))`` tokens of a
+    sequence of n. It raises the chosen share above ``mlm_probability`` on short sequences, by
+    ``(1 - p) ** n / n`` for n eligible tokens.
+
     Args:
         input_ids: integer token ids of any shape, e.g. (B, T); never modified.
         vocab_size: V; ids must lie in [0, V).
@@ -83,6 +99,7 @@ def mask_tokens(
         attention_mask: optional, shape of ``input_ids``, 1 = token, 0 = padding (never chosen).
         mlm_probability: the chance that an eligible position is chosen; BERT: 0.15.
         generator: a ``torch.Generator`` for reproducible draws (its device is used for the draws).
+        at_least_one: choose one token in each sequence that has an eligible token but none chosen.
 
     Returns:
         (masked_input_ids, labels), both shaped like ``input_ids``: labels hold the original id at
@@ -97,6 +114,11 @@ def mask_tokens(
     shape = input_ids.shape
     p = torch.full(shape, float(mlm_probability), device=device)
     chosen = torch.bernoulli(p, generator=generator).bool().to(input_ids.device) & eligible
+    if at_least_one and input_ids.dim() > 0 and input_ids.numel() > 0:
+        # the sequences (last axis) that hold an eligible token but drew none get one, uniform among them
+        score = torch.rand(shape, generator=generator, device=device).to(input_ids.device).masked_fill(~eligible, -1.0)
+        pick = F.one_hot(score.argmax(-1), shape[-1]).bool()  # (..., T): the best-scoring eligible token
+        chosen |= pick & ~chosen.any(-1, keepdim=True) & eligible.any(-1, keepdim=True)
     u = torch.rand(shape, generator=generator, device=device).to(input_ids.device)  # one uniform per position
     to_mask = chosen & (u < 0.8)
     to_random = chosen & (u >= 0.8) & (u < 0.9)  # the last 10% (u >= 0.9) keep their token

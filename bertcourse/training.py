@@ -35,7 +35,27 @@ Batch = Mapping[str, Tensor]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the message names the step."""
+    """The training loss became NaN or infinite; the message names the step and the likely cause."""
+
+
+def _non_finite_cause(model: nn.Module, batch: Batch, step: int) -> str:
+    """Why a loss is not finite, checked in order: no targets, bad inputs, diverged weights, else the lr."""
+    for key, value in batch.items():
+        if "label" in key and value.numel() and bool((value == IGNORE_INDEX).all()):
+            return (
+                f"the batch has no targets: every entry of '{key}' is {IGNORE_INDEX}, so the mean loss is 0/0 "
+                "(for a masked LM: no token of the batch was chosen for masking); not a learning-rate problem"
+            )
+    for key, value in batch.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return f"the batch's '{key}' holds NaN or infinite values; not a learning-rate problem"
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        if step == 1:
+            return "the model's weights were not finite before training started; not a learning-rate problem"
+        return "the weights are no longer finite: an earlier update diverged; lower lr or clip gradients"
+    if step == 1:
+        return "it happened before any update, so not the learning rate: check the model and the inputs"
+    return "inputs, labels and weights are finite: the update overflowed; lower lr or clip gradients"
 
 
 @dataclass
@@ -206,7 +226,8 @@ def train(
         progress: tqdm bar; None shows it only when stderr is a terminal.
 
     Raises:
-        NonFiniteLossError: the loss is NaN or infinite; the message names the step.
+        NonFiniteLossError: the loss is NaN or infinite; the message names the step and the cause it finds
+            (a batch without targets, non-finite inputs, diverged weights, or else the learning rate).
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -239,7 +260,7 @@ def train(
                 raise ValueError("model returned no loss: does the batch have 'labels'?")
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"loss is {loss.item()} at step {step}: lower lr or check the inputs and labels"
+                    f"loss is {loss.item()} at step {step}: {_non_finite_cause(model, batch, step)}"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -134,6 +134,14 @@ def test_mlm_collator_invariants(wordpiece: WordPieceTokenizer, texts: list[str]
         MLMCollator(wordpiece, mlm_probability=1.5)
 
 
+def test_mlm_collator_gives_every_sequence_a_target(wordpiece: WordPieceTokenizer, texts: list[str]) -> None:
+    """Even at a tiny rate, each sequence keeps one target, so a short last batch never has none (no 0/0 loss)."""
+    collate = MLMCollator(wordpiece, mlm_probability=0.01, seed=0)
+    for start in range(0, 200, 2):  # 100 two-sentence batches, like an epoch's last one
+        labels = collate([{"input_ids": wordpiece.encode(t)} for t in texts[start : start + 2]])["labels"]
+        assert bool((labels != IGNORE_INDEX).any(1).all())
+
+
 def test_nsp_dataset_and_mlm_collator_carry_segments_and_labels(
     wordpiece: WordPieceTokenizer, documents: list[list[str]]
 ) -> None:

@@ -15,6 +15,7 @@ from bertcourse.objectives import (
     backward_lm_loss,
     causal_lm_loss,
     mask_tokens,
+    masked_lm_loss,
     next_sentence_pairs,
 )
 
@@ -210,3 +211,50 @@ def test_mask_tokens_on_cuda_with_a_cpu_generator_equals_cpu() -> None:
     cuda_generator = torch.Generator(device="cuda").manual_seed(1)
     out, labels = mask_tokens(ids.cuda(), attention_mask=mask.cuda(), generator=cuda_generator, **kwargs)
     assert torch.equal(out[labels == IGNORE_INDEX], ids.cuda()[labels == IGNORE_INDEX])
+
+
+def test_loss_of_an_empty_target_set_is_a_zero_that_updates_nothing() -> None:
+    """No counted target (all labels -100): a finite zero with zero gradient, not 0/0 = NaN."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 11, requires_grad=True)
+    empty = torch.full((2, 5), IGNORE_INDEX)
+    for loss_fn in (masked_lm_loss, causal_lm_loss, backward_lm_loss):
+        loss = loss_fn(logits, empty)
+        assert loss.item() == 0.0 and loss.requires_grad
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert bool((grad == 0).all())
+    one_row = torch.zeros(1, 1, 11, requires_grad=True)  # a length-1 sequence has no next token either
+    assert causal_lm_loss(one_row, torch.tensor([[4]])).item() == 0.0
+    labels = torch.randint(0, 11, (2, 5))
+    labels[1] = IGNORE_INDEX  # with targets, still the mean over the counted ones
+    assert_close(masked_lm_loss(logits, labels), F.cross_entropy(logits[0], labels[0]))
+    assert_close(masked_lm_loss(logits, labels, reduction="sum"), F.cross_entropy(logits[0], labels[0]) * 5)
+
+
+def test_mask_tokens_at_least_one_gives_every_sequence_a_target() -> None:
+    """``at_least_one`` adds one uniform eligible token to the rows the draws left empty, and only to them."""
+    ids, mask = batch(B=2000, T=12)
+    ids[0, 1:] = PAD  # a row with no eligible token: [CLS] then padding
+    mask[0, 1:] = 0
+    args = {"vocab_size": VOCAB, "mask_token_id": MASK, "special_token_ids": SPECIAL, "attention_mask": mask}
+    eligible = (mask == 1) & ~torch.isin(ids, torch.tensor([*SPECIAL, MASK]))
+    _, plain = mask_tokens(ids, mlm_probability=0.05, generator=torch.Generator().manual_seed(1), **args)
+    out, labels = mask_tokens(
+        ids, mlm_probability=0.05, generator=torch.Generator().manual_seed(1), at_least_one=True, **args
+    )
+    chosen, before = labels != IGNORE_INDEX, plain != IGNORE_INDEX
+    assert not bool((chosen & ~eligible).any())  # still never special tokens or padding
+    assert chosen[1:].any(1).all() and not chosen[0].any()  # every row that can have a target has one
+    assert bool((chosen >= before).all())  # the ordinary draws are kept (the Bernoulli draws come first)
+    added = chosen.sum(1) - before.sum(1)
+    empty_rows = ~before.any(1) & eligible.any(1)
+    assert torch.equal(added, empty_rows.long())  # exactly one extra, only where the draws chose none
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(out[~chosen], ids[~chosen])
+    forced = chosen & ~before
+    n = int(forced.sum())
+    assert n > 500
+    assert within_5_sigma(int((out[forced] == MASK).sum()), n, 0.8)  # the added ones follow 80/10/10 too
+    first = eligible.float().argmax(1)  # the added token is uniform over the row, not always the first
+    rows = torch.nonzero(empty_rows).squeeze(1)
+    at_first = int(forced[rows, first[rows]].sum())
+    assert at_first < 0.5 * len(rows)

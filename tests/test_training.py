@@ -170,6 +170,53 @@ def test_nan_loss_stops_training_naming_the_step() -> None:
         train(_Exploding(bad_call=3), loader, max_steps=10, device="cpu")
 
 
+class _NoTargets(nn.Module):
+    """A classifier scored with plain ``F.cross_entropy``, which is NaN (0/0) when every label is -100."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, **_: torch.Tensor) -> SequenceClassifierOutput:
+        logits = self.linear(input_ids.float())
+        return SequenceClassifierOutput(logits=logits, loss=nn.functional.cross_entropy(logits, labels))
+
+
+def test_nan_loss_names_its_cause() -> None:
+    """The message names what went wrong, and says so when it is not the learning rate."""
+    ids = torch.ones(2, 3, dtype=torch.long)
+    no_targets = [
+        {"input_ids": ids, "labels": torch.tensor([0, 1])},
+        {"input_ids": ids, "labels": torch.full((2,), -100)},
+    ]
+    with pytest.raises(NonFiniteLossError, match=r"step 2: the batch has no targets: every entry of 'labels' is -100"):
+        train(_NoTargets(), no_targets, max_steps=4)
+    model = _NoTargets()
+    with torch.no_grad():
+        model.linear.weight[0, 0] = math.nan
+    with pytest.raises(NonFiniteLossError, match="not finite before training started; not a learning-rate"):
+        train(model, no_targets[:1], max_steps=2)
+    with pytest.raises(NonFiniteLossError, match=r"step 3: inputs, labels and weights are finite.*lower lr"):
+        train(_Exploding(bad_call=3), [{"input_ids": ids}], max_steps=5)
+
+
+def test_masked_lm_batch_without_targets_trains_on(lang_data) -> None:
+    """The issue's crash: a last batch of 2 sentences with no masked token gave a NaN loss; now it is a zero."""
+    tok, texts, _ = lang_data
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, **TINY))
+    collate = PadCollator(tok)
+    batch = collate([{"input_ids": tok.encode(t)} for t in texts[:2]])
+    batch["labels"] = torch.full_like(batch["input_ids"], -100)  # what an unlucky draw of the old collator gave
+    out = model(**batch)
+    assert out.loss.item() == 0.0
+    out.loss.backward()
+    assert all(p.grad is None or bool((p.grad == 0).all()) for p in model.parameters())  # it updates nothing
+    masked = MLMCollator(tok)([{"input_ids": tok.encode(t)} for t in texts[2:6]])
+    history = train(model, [masked, batch], max_steps=4, lr=1e-3)
+    assert history.train_loss[1] == history.train_loss[3] == 0.0 and math.isfinite(history.train_loss[2])
+
+
 def test_history_plot_draws_smoothed_train_and_eval_curves() -> None:
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")

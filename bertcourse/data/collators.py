@@ -260,7 +260,10 @@ class LMCollator(PadCollator):
 class MLMCollator(PadCollator):
     """BERT's masked LM: pad, then ``objectives.mask_tokens`` (15 % of tokens; 80/10/10).
 
-    Special tokens and padding are never chosen. ``labels`` hold the original id at chosen positions
+    Special tokens and padding are never chosen. Every sequence with a maskable token gets at least one
+    target (``mask_tokens(at_least_one=True)``, as BERT's data script does), so that a short last batch
+    never arrives without any: the chosen share is then a little above ``mlm_probability`` on short
+    sequences. ``labels`` hold the original id at chosen positions
     and -100 elsewhere. NSP fields (``token_type_ids``, ``next_sentence_label``) pass through.
     With ``seed=None`` the draws come from torch's global generator (so ``training.train(seed=...)``
     makes them repeatable); an int seeds a generator of the collator's own.
@@ -286,5 +289,6 @@ class MLMCollator(PadCollator):
             attention_mask=batch["attention_mask"],
             mlm_probability=self.mlm_probability,
             generator=self.generator,
+            at_least_one=True,
         )
         return batch
