@@ -1,0 +1,182 @@
+"""Pre-training data whose random choices depend on the example, never on the process that draws it.
+
+Under data parallelism each of W processes sees B / W examples of every global batch of B. For the
+parameters of a W-process run to equal those of a 1-process run, every random choice must be a
+function of (seed, epoch, example index) alone:
+
+- the order of the examples: :class:`torch.utils.data.DistributedSampler`, a permutation seeded by
+  ``seed + epoch``; process r takes positions r, r + W, r + 2W, ... of it, so step k of all processes
+  together covers positions [k B, (k + 1) B) of the permutation, whatever W is;
+- BERT's next-sentence pairs: ``objectives.next_sentence_pairs`` over the whole corpus, seeded by
+  (seed, epoch) and computed identically by every process;
+- BERT's masked positions: ``objectives.mask_tokens`` with a generator seeded by (seed, epoch, index).
+
+GPT and ELMo read packed blocks: every document's ids (``[CLS] ... [SEP]``) are concatenated into one
+stream that is cut into blocks of ``seq_len`` tokens, so no block is padded. BERT reads
+``[CLS] A [SEP] B [SEP]`` pairs of consecutive (or random) sentences, cut to ``seq_len`` and padded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torch.utils.data import DistributedSampler
+
+from bertcourse.data.collators import LMCollator, PadCollator
+from bertcourse.objectives import mask_tokens, next_sentence_pairs
+from bertcourse.tokenizers import WordPieceTokenizer
+
+__all__ = ["PretrainData", "derive_seed", "split_documents", "tokenize_documents"]
+
+ModelName = Literal["elmo", "gpt", "bert"]
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts, e.g. ``derive_seed(seed, "mask", epoch, index)``; equal in every process.
+
+    (Python's ``hash`` of a string changes from process to process, so a cryptographic hash is used.)
+    """
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def split_documents(documents: Sequence[Sequence[str]], eval_fraction: float) -> tuple[list, list]:
+    """Hold out every k-th document (k = round(1 / eval_fraction)) for evaluation; at least two each."""
+    if not 0.0 < eval_fraction < 0.5:
+        raise ValueError(f"eval_fraction must lie in (0, 0.5), got {eval_fraction}")
+    documents = [list(d) for d in documents if len(d) > 0]
+    k = max(2, round(1.0 / eval_fraction))
+    held_out = [d for i, d in enumerate(documents) if i % k == k - 1]
+    kept = [d for i, d in enumerate(documents) if i % k != k - 1]
+    if len(held_out) < 2 or len(kept) < 2:
+        raise ValueError(
+            f"the corpus has {len(documents)} non-empty documents: too few to hold out {eval_fraction:.0%} "
+            "for evaluation (need at least two on each side); use a larger corpus"
+        )
+    return kept, held_out
+
+
+def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer: WordPieceTokenizer) -> list[list[list[int]]]:
+    """Each sentence of each document as token ids without special tokens."""
+    return [[tokenizer.encode(s, add_special_tokens=False) for s in doc] for doc in documents]
+
+
+def _truncate_pair(a: list[int], b: list[int], max_tokens: int) -> tuple[list[int], list[int]]:
+    """Drop tokens from the end of the longer segment until both fit (BERT's ``_truncate_seq_pair``)."""
+    a, b = list(a), list(b)
+    while len(a) + len(b) > max_tokens:
+        (a if len(a) > len(b) else b).pop()
+    return a, b
+
+
+@dataclass
+class PretrainData:
+    """The examples of one corpus split for one model, and the batches each process reads.
+
+    Args:
+        model: ``"elmo"`` and ``"gpt"`` read packed blocks, ``"bert"`` masked sentence pairs.
+        documents: documents of sentences, each sentence as token ids without special tokens.
+        tokenizer: provides the special ids and the vocabulary size.
+        seq_len: tokens per example, special tokens included.
+        seed: the run's seed; every random choice derives from it.
+        mlm_probability: BERT's share of masked positions.
+    """
+
+    model: ModelName
+    documents: list[list[list[int]]]
+    tokenizer: WordPieceTokenizer
+    seq_len: int
+    seed: int
+    mlm_probability: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.model not in ("elmo", "gpt", "bert"):
+            raise ValueError(f"model must be 'elmo', 'gpt' or 'bert', got {self.model!r}")
+        if self.seq_len < 8:
+            raise ValueError(f"seq_len must be >= 8, got {self.seq_len}")
+        tok = self.tokenizer
+        self._order_key: tuple[int, int, int] | None = None
+        self._order: list[int] = []
+        if self.model == "bert":
+            self.collate = PadCollator(tok)
+            self._blocks: list[list[int]] = []
+            self._pairs_epoch: int | None = None
+            self._pairs: list[tuple[list[int], list[int], int]] = []
+            self._length = len(self._nsp_pairs(0))
+        else:
+            self.collate = LMCollator(tok)
+            stream = []  # every document as [CLS] s_1 s_2 ... [SEP], one after the other
+            for doc in self.documents:
+                stream += [tok.cls_token_id, *(t for sentence in doc for t in sentence), tok.sep_token_id]
+            n = len(stream) // self.seq_len
+            self._blocks = [stream[i * self.seq_len : (i + 1) * self.seq_len] for i in range(n)]  # drop the rest
+            self._length = n
+        if self._length == 0:
+            raise ValueError(f"the corpus yields no example of seq_len={self.seq_len} for {self.model}")
+
+    def __len__(self) -> int:
+        """Examples per epoch: packed blocks (GPT, ELMo) or consecutive sentence pairs (BERT)."""
+        return self._length
+
+    def _nsp_pairs(self, epoch: int) -> list[tuple[list[int], list[int], int]]:
+        """This epoch's (A, B, is-random) pairs, a function of (seed, epoch) only; cached per epoch."""
+        if self._pairs_epoch != epoch:
+            self._pairs = next_sentence_pairs(self.documents, seed=derive_seed(self.seed, "nsp", epoch))
+            self._pairs_epoch = epoch
+        return self._pairs
+
+    def example(self, index: int, epoch: int) -> dict[str, list[int] | int]:
+        """Example ``index`` of ``epoch`` as a feature dict (lists of ints), ready for ``self.collate``."""
+        if self.model != "bert":
+            return {"input_ids": self._blocks[index]}
+        tok = self.tokenizer
+        a, b, label = self._nsp_pairs(epoch)[index]
+        a, b = _truncate_pair(a, b, self.seq_len - 3)
+        ids = [tok.cls_token_id, *a, tok.sep_token_id, *b, tok.sep_token_id]
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "mask", epoch, index))
+        masked, labels = mask_tokens(
+            torch.tensor([ids]),  # (1, T): one example, so its draws do not depend on its batch
+            vocab_size=tok.vocab_size,
+            mask_token_id=tok.mask_token_id,
+            special_token_ids=tok.special_token_ids,
+            mlm_probability=self.mlm_probability,
+            generator=generator,
+        )
+        return {
+            "input_ids": masked[0].tolist(),
+            "token_type_ids": [0] * (len(a) + 2) + [1] * (len(b) + 1),
+            "labels": labels[0].tolist(),
+            "next_sentence_label": label,
+        }
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Global batches per epoch (the last, incomplete one is dropped)."""
+        return len(self) // batch_size
+
+    def batch(self, epoch: int, step_in_epoch: int, batch_size: int, rank: int, world_size: int) -> dict[str, Tensor]:
+        """Process ``rank``'s share (``batch_size // world_size`` examples) of global batch ``step_in_epoch``."""
+        if batch_size % world_size != 0:
+            raise ValueError(f"--batch-size {batch_size} must be divisible by the number of processes {world_size}")
+        if not 0 <= step_in_epoch < self.steps_per_epoch(batch_size):
+            raise ValueError(f"step_in_epoch must lie in [0, {self.steps_per_epoch(batch_size)}), got {step_in_epoch}")
+        key = (epoch, rank, world_size)
+        if self._order_key != key:
+            sampler = DistributedSampler(range(len(self)), world_size, rank, seed=self.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+            self._order, self._order_key = list(sampler), key  # positions rank, rank + W, ... of the permutation
+        local = self._order
+        per_rank = batch_size // world_size
+        indices = local[step_in_epoch * per_rank : (step_in_epoch + 1) * per_rank]
+        return self.collate([self.example(i, epoch) for i in indices])
+
+    def eval_batches(self, batch_size: int, rank: int, world_size: int, max_examples: int) -> list[dict[str, Tensor]]:
+        """Fixed evaluation batches (epoch 0's draws, the first ``max_examples``), split across processes."""
+        indices = list(range(min(len(self), max_examples)))[rank::world_size]
+        per_rank = max(1, batch_size // world_size)
+        chunks = [indices[i : i + per_rank] for i in range(0, len(indices), per_rank)]
+        return [self.collate([self.example(i, 0) for i in chunk]) for chunk in chunks]
