@@ -9,6 +9,16 @@ median of ``--repeats`` blocked runs) and measures peak memory: on CUDA with
 fresh child process (Linux only). The overhead line compares
 ``backend="torch"`` with calling ``torch.nn.functional.scaled_dot_product_attention`` directly, the two
 timed alternately in one process; the goal is at most 3%.
+
+One run on an NVIDIA H100 (torch 2.11, B = h = 8, d = 64, median of 11 runs, peak extra GPU memory of one
+call), the numbers chapter 01 points to:
+
+    | L    | dtype   | math    | torch (fused) | speed-up | memory math | memory fused |
+    | ---: | ------- | ------: | ------------: | -------: | ----------: | -----------: |
+    |  512 | float32 | 0.29 ms | 0.22 ms       |  1.3x    |  136 MiB    |  8 MiB       |
+    |  512 | float16 | 0.15 ms | 0.07 ms       |  2.3x    |   68 MiB    |  4 MiB       |
+    | 2048 | float16 | 1.50 ms | 0.20 ms       |  7.4x    | 1040 MiB    | 16 MiB       |
+    | 4096 | float16 | 6.35 ms | 0.63 ms       | 10.0x    | 4128 MiB    | 32 MiB       |
 """
 
 from __future__ import annotations
