@@ -79,18 +79,24 @@ def _prepare(args: PretrainArgs, dist: Distributed) -> tuple[PretrainData, Pretr
 
 
 class _Logger:
-    """Rank 0's log: JSON lines in OUT/log.jsonl and a line on stdout (through tqdm when a bar is shown)."""
+    """Rank 0's log: every record as a JSON line in OUT/log.jsonl; with ``echo``, also a line on stdout
+    (through tqdm when a bar is shown)."""
 
     def __init__(self, path: Path, enabled: bool, bar: Any) -> None:
         self.path, self.enabled, self.bar = path, enabled, bar
 
-    def __call__(self, record: dict[str, Any]) -> None:
+    def __call__(self, record: dict[str, Any], echo: bool = True) -> None:
         if not self.enabled:
             return
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        if not echo:
+            return
         text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
-        (self.bar.write if not self.bar.disable else print)(text, **({} if not self.bar.disable else {"flush": True}))
+        if self.bar.disable:
+            print(text, flush=True)
+        else:
+            self.bar.write(text)
 
 
 def run(args: PretrainArgs) -> dict[str, Any]:
@@ -177,8 +183,7 @@ def _run(args: PretrainArgs, dist: Distributed) -> dict[str, Any]:
             window_start = time.perf_counter()
         if step % args.eval_every == 0 or step == args.steps:
             record |= evaluate(args.model, model, eval_batches, dist, args.bf16)
-        if "tokens_per_s" in record or "eval_loss" in record:
-            log(record)
+        log(record, echo="tokens_per_s" in record or "eval_loss" in record)
         if step == stop or (args.checkpoint_every and step % args.checkpoint_every == 0):
             if dist.is_main:
                 save_checkpoint(checkpoint_dir, model, optimizer, state, identity)
