@@ -1,7 +1,9 @@
 """Generate the learners' exercise notebooks from the solutions: ``python -m bertcourse.exercises SOLUTIONS EXERCISES``.
 
-Every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block becomes ``# YOUR CODE HERE`` and
-``raise NotImplementedError`` at the block's indentation; outputs, execution counts and execution
+Exactly what nbgrader's ``generate_assignment`` does to the cells: every ``# BEGIN SOLUTION`` ...
+``# END SOLUTION`` block becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the
+block's indentation; solution cells get ``deletable: false``, graded and locked cells ``deletable:
+false`` and ``editable: false`` (nbgrader's LockCells). Outputs, execution counts and execution
 timings (``metadata.execution``) are cleared, all other metadata (nbgrader's included) is kept. The
 output is deterministic (nbformat's JSON layout), so a test can compare bytes. ``--check`` writes
 nothing and exits 1 if ``EXERCISES`` is out of date.
@@ -21,7 +23,7 @@ __all__ = ["render_exercise", "strip_solutions", "write_exercises"]
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
-STUB = ("# YOUR CODE HERE", "raise NotImplementedError")
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 
 
 def strip_solutions(source: str, where: str = "cell") -> str:
@@ -45,10 +47,21 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
+def _lock(cell: nbformat.NotebookNode) -> None:
+    """nbgrader's LockCells: learners cannot delete solution cells, nor edit or delete graded and locked ones."""
+    meta = cell.metadata.get("nbgrader", {})
+    if meta.get("solution"):
+        cell.metadata["deletable"] = False
+    elif meta.get("grade") or meta.get("locked"):
+        cell.metadata["deletable"] = False
+        cell.metadata["editable"] = False
+
+
 def render_exercise(solution: Path) -> str:
     """The exercise notebook generated from one solution notebook, as the exact text to write."""
     nb = nbformat.read(solution, as_version=4)
     for index, cell in enumerate(nb.cells):
+        _lock(cell)
         if cell.cell_type != "code":
             continue
         cell.source = strip_solutions(cell.source, where=f"{solution} cell {index}")

@@ -1,4 +1,4 @@
-"""exercises/ is generated from solutions/: up to date, stubs in place of solutions, nbgrader metadata intact."""
+"""exercises/ is generated from solutions/: up to date, nbgrader's stubs and lock flags, nbgrader metadata intact."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ def test_exercise_is_the_solution_minus_solutions(solution: Path) -> None:
     assert len(exercise.cells) == len(source.cells)
     for mine, theirs in zip(exercise.cells, source.cells, strict=True):
         kept = {key: value for key, value in theirs.metadata.items() if key != "execution"}
+        meta = theirs.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            kept["deletable"] = False  # nbgrader's LockCells
+        elif meta.get("grade") or meta.get("locked"):
+            kept.update(deletable=False, editable=False)
         assert mine.metadata == kept and mine.cell_type == theirs.cell_type
         if mine.cell_type != "code":
             assert mine.source == theirs.source
@@ -47,7 +52,7 @@ def test_exercise_is_the_solution_minus_solutions(solution: Path) -> None:
         solution_cell = theirs.metadata.get("nbgrader", {}).get("solution", False)
         assert ("# BEGIN SOLUTION" in theirs.source) == solution_cell
         if solution_cell:
-            assert re.search(r"\n( *)# YOUR CODE HERE\n\1raise NotImplementedError$", mine.source)
+            assert re.search(r"\n( *)# YOUR CODE HERE\n\1raise NotImplementedError\(\)$", mine.source)
         else:
             assert mine.source == theirs.source
 
@@ -81,8 +86,8 @@ def test_strip_solutions_keeps_indentation_and_code_around() -> None:
         "# BEGIN SOLUTION\nz = 2\n# END SOLUTION\nprint(f)"
     )
     assert strip_solutions(source) == (
-        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError\n"
-        "# YOUR CODE HERE\nraise NotImplementedError\nprint(f)"
+        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+        "# YOUR CODE HERE\nraise NotImplementedError()\nprint(f)"
     )
 
 

@@ -1,30 +1,37 @@
-"""Graded exercises: checks a learner calls in a notebook, and the runner behind ``python -m bertcourse.grade``.
+"""Graded exercises: the checks a learner calls in a notebook, and the grader behind ``python -m bertcourse.grade``.
 
 In a notebook, pass your function itself to its check::
 
     from bertcourse.grading import check_softmax
     check_softmax(softmax)
 
-The check prints one line per property (passed, failed with a hint, or not attempted), leaves a JSON
-record in the cell's output for the grader, and raises ``AssertionError`` if anything failed.
+The check prints one line per property (ok, FAIL with a hint, or todo while not attempted) and
+evaluates to the points earned. Every ``check_*`` of every exercise module
+(``bertcourse/grading/exNN_*.py``) is importable from here. How to write an exercise's checks:
+:mod:`bertcourse.grading.framework`.
 """
 
-from bertcourse.grading.attention import (
-    check_causal_mask,
-    check_padding_mask,
-    check_scaled_dot_product_attention,
-    check_softmax,
-)
-from bertcourse.grading.report import RESULT_MIME, CheckFailedError, CheckResult, PropertyResult, Status
+from __future__ import annotations
 
-__all__ = [
-    "RESULT_MIME",
-    "CheckFailedError",
-    "CheckResult",
-    "PropertyResult",
-    "Status",
-    "check_causal_mask",
-    "check_padding_mask",
-    "check_scaled_dot_product_attention",
-    "check_softmax",
-]
+from typing import Any
+
+from bertcourse.grading.report import CheckResult, PropertyResult, Status
+
+__all__ = ["CheckResult", "PropertyResult", "Status"]
+
+
+def __getattr__(name: str) -> Any:
+    """``check_<function>`` of whichever exercise module defines it."""
+    if name.startswith("check_"):
+        from bertcourse.grading.framework import all_checks
+
+        checks = all_checks()
+        if name in checks:
+            return checks[name]
+    raise AttributeError(f"module 'bertcourse.grading' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    from bertcourse.grading.framework import all_checks
+
+    return sorted([*globals(), *all_checks()])

@@ -1,43 +1,24 @@
-"""Results of a check: one outcome per property, a hint for each failure, and how they are shown.
+"""Results of a check: one outcome per property, a hint for each failure, points, and how they are shown.
 
-A check runs a learner's function on a few fixed inputs and tests *properties* (shape, values against
-a framework oracle, behaviour of a mask, ...). Each property ends in one :class:`Status`; a check's
-:class:`CheckResult` is shown in the notebook as plain text and, for the grader, as a JSON record under
-the MIME type :data:`RESULT_MIME` in the check cell's output (see :mod:`bertcourse.grading.runner`).
-
-Partial credit: a task worth ``p`` points earns ``p * passed / total`` (rounded to 2 decimals), where
-``passed`` counts properties that passed; a task whose function raises ``NotImplementedError`` earns 0.
+A task worth ``p`` points earns ``p * passed / total`` (rounded to 2 decimals), where ``passed``
+counts its properties that passed; a task whose function still raises ``NotImplementedError``
+everywhere is *not attempted* and earns 0. Every string a submission can influence goes through
+:func:`clean` (control characters stripped, length capped) before it is shown or written.
 """
 
 from __future__ import annotations
 
 import enum
-import sys
-import sysconfig
+import re
 import textwrap
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "RESULT_MIME",
-    "CheckFailedError",
-    "CheckResult",
-    "Checker",
-    "LearnerError",
-    "NotAttemptedError",
-    "PropertyResult",
-    "Status",
-    "call_learner",
-    "describe_exception",
-    "earned_points",
-    "show",
-]
+__all__ = ["WIDTH", "CheckResult", "PropertyResult", "Status", "clean", "earned_points", "wrap"]
 
-RESULT_MIME = "application/vnd.bertcourse.check+json"
-"""MIME type of the JSON record a check leaves in its cell's output for the grader to collect."""
+WIDTH = 80
+"""Reports wrap at this many columns."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class Status(str, enum.Enum):
@@ -48,8 +29,26 @@ class Status(str, enum.Enum):
     NOT_ATTEMPTED = "not attempted"
 
 
-class NotAttemptedError(Exception):
-    """The learner's function raised ``NotImplementedError``: the task is still the generated stub."""
+def clean(text: object, limit: int = 1000) -> str:
+    """``text`` as a safe, short string: control characters (ANSI escapes included) removed, at most ``limit`` chars."""
+    text = _CONTROL.sub("", str(text).replace("\t", "    ").replace("\r\n", "\n"))
+    return text if len(text) <= limit else text[: limit - 14] + " [... cut ...]"
+
+
+def wrap(text: str, indent: int, width: int = WIDTH) -> list[str]:
+    """Wrap each line of ``text`` at ``width`` columns, indented by ``indent``, keeping the line's own indent."""
+    lines = []
+    for line in text.splitlines() or [""]:
+        own = " " * (indent + len(line) - len(line.lstrip()))
+        lines += textwrap.wrap(line.strip(), width, initial_indent=own, subsequent_indent=own + "  ") or [own]
+    return lines
+
+
+def earned_points(passed: int, total: int, max_points: float) -> float:
+    """Partial credit: ``max_points * passed / total``, rounded to 2 decimals and clamped to [0, max_points]."""
+    if total <= 0 or max_points <= 0:
+        return 0.0
+    return round(max_points * min(max(passed, 0), total) / total, 2)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,10 @@ class PropertyResult:
 class CheckResult:
     """Everything one check found out about one learner function."""
 
-    check: str  # the check's name, e.g. "softmax"
+    check: str  # the function's name, e.g. "softmax"
+    max_points: float
     properties: list[PropertyResult] = field(default_factory=list)
+    output: str = ""  # warnings and stderr the function wrote while it was checked
 
     @property
     def passed(self) -> int:
@@ -87,6 +88,14 @@ class CheckResult:
             return Status.NOT_ATTEMPTED
         return Status.PASSED if self.passed == self.total else Status.FAILED
 
+    @property
+    def points(self) -> float:
+        return self.points_for(self.max_points)
+
+    def points_for(self, max_points: float) -> float:
+        """The partial credit of this result for a task worth ``max_points``."""
+        return earned_points(self.passed, self.total, max_points)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check,
@@ -102,134 +111,12 @@ class CheckResult:
             head = f"{self.check}: not attempted yet (your function raises NotImplementedError)"
         else:
             head = f"{self.check}: {self.passed}/{self.total} properties passed"
-        lines = [head]
+        lines = [f"{head}, {self.points:g} of {self.max_points:g} points"]
         for p in self.properties:
-            on = f"  [on {p.on}]" if p.on and p.status is Status.FAILED else ""
-            lines.append(f"  {marks[p.status]} {p.name}{on}")
-            if p.status is Status.FAILED and p.detail:
-                for line in p.detail.splitlines():
-                    indent = " " * (9 + len(line) - len(line.lstrip()))
-                    lines += textwrap.wrap(line.strip(), 110, initial_indent=indent, subsequent_indent=indent + "  ")
+            lines += wrap(f"{marks[p.status]} {p.name}", 2)
+            if p.status is Status.FAILED:
+                lines += wrap(f"on {p.on}", 9) if p.on else []
+                lines += wrap(p.detail, 9) if p.detail else []
+        if self.output:
+            lines += ["  your function also wrote (warnings and stderr, captured):", *wrap(self.output, 6)]
         return "\n".join(lines)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Jupyter shows the text; the grader reads the JSON record."""
-        return {"text/plain": str(self), RESULT_MIME: self.to_json()}
-
-
-class CheckFailedError(AssertionError):
-    """Raised by a check cell when any property failed, so nbgrader and nbval see the cell fail too."""
-
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(f"{result.check}: {result.passed}/{result.total} properties passed (see the report above)")
-        self.result = result
-
-    def _render_traceback_(self) -> list[str]:
-        """IPython shows this instead of a traceback: the report above already says what went wrong."""
-        return [f"{type(self).__name__}: {self}"]
-
-
-def earned_points(passed: int, total: int, max_points: float) -> float:
-    """Partial credit: ``max_points * passed / total``, rounded to 2 decimals."""
-    if total <= 0:
-        return 0.0
-    return round(max_points * passed / total, 2)
-
-
-_LIBRARY_DIRS = tuple(
-    str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]} if p
-)
-_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
-
-
-def _is_learner_frame(filename: str) -> bool:
-    """A frame of the learner's code: not the course package, not the standard library, not an installed package."""
-    if filename.startswith("<frozen"):
-        return False
-    path = str(Path(filename).resolve()) if not filename.startswith("<") else filename
-    return not path.startswith((_PACKAGE_DIR, *_LIBRARY_DIRS)) and "site-packages" not in path
-
-
-def describe_exception(exc: BaseException) -> str:
-    """The learner's exception as they would want to see it: type, message and the line in *their* code."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_frame(f.filename)]
-    message = f"{type(exc).__name__}: {exc}"
-    if not frames:
-        return f"your function raised {message}"
-    frame = frames[-1]
-    line = f"    {frame.line.strip()}" if frame.line else ""
-    return f"your function raised {message}\n  in {frame.name}, line {frame.lineno}:\n{line}".rstrip()
-
-
-class LearnerError(Exception):
-    """The learner's function raised; ``original`` is their exception."""
-
-    def __init__(self, original: Exception) -> None:
-        super().__init__(str(original))
-        self.original = original
-
-
-def call_learner(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's function, telling their exceptions apart from the grader's own.
-
-    ``NotImplementedError`` (the generated stub) becomes :class:`NotAttemptedError`, any other exception
-    :class:`LearnerError`.
-    """
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError as exc:
-        raise NotAttemptedError(str(exc)) from exc
-    except Exception as exc:
-        raise LearnerError(exc) from exc
-
-
-class Checker:
-    """Collect property outcomes for one check, then show them and fail the cell if any failed.
-
-    Each property is a zero-argument test that returns ``None`` when it holds and a message (what went
-    wrong, with a hint) when it does not. Tests call the learner's function through
-    :func:`call_learner`, so the learner's exceptions are reported as theirs.
-    """
-
-    def __init__(self, check: str, fn: object) -> None:
-        if not callable(fn):
-            raise ValueError(
-                f"check_{check} expects your function itself, e.g. check_{check}({check}), "
-                f"got {type(fn).__name__} {fn!r:.60}"
-            )
-        self.result = CheckResult(check)
-
-    def property(self, name: str, on: str, test: Callable[[], str | None]) -> None:
-        """Run one property test and record its outcome."""
-        try:
-            detail = test()
-        except NotAttemptedError:
-            self.result.properties.append(PropertyResult(name, Status.NOT_ATTEMPTED, on, "raises NotImplementedError"))
-            return
-        except LearnerError as err:
-            detail = describe_exception(err.original)
-        status = Status.PASSED if detail is None else Status.FAILED
-        self.result.properties.append(PropertyResult(name, status, on, detail or ""))
-
-    def finish(self) -> None:
-        """Show the report; raise :class:`CheckFailedError` unless every property passed.
-
-        Returns nothing, so that Jupyter does not show the report a second time as the cell's value.
-        """
-        show(self.result)
-        if self.result.status is not Status.PASSED:
-            raise CheckFailedError(self.result)
-
-
-def show(result: CheckResult) -> None:
-    """Display the report in the notebook (text plus the grader's JSON record), or print it outside Jupyter."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # plain Python without IPython installed
-        sys.stdout.write(f"{result}\n")
-        return
-    if get_ipython() is None:
-        sys.stdout.write(f"{result}\n")
-    else:
-        display(result)

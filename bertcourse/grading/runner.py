@@ -1,43 +1,82 @@
-"""Run a notebook in a fresh kernel under a time limit and collect the points of its graded cells.
+"""Grade one submission against its source notebook: run it contained, ask its functions, judge the answers here.
 
-The tasks and their points come from the nbgrader metadata of the *source* notebook (the solution
-with the same file name) when there is one, else from the submission itself, so deleting a check
-cell cannot shrink the maximum score. Graded cells that the source marks ``locked`` get the source's
-code back before the run, as nbgrader does. Each check cell leaves a JSON record (MIME type
-:data:`~bertcourse.grading.report.RESULT_MIME`) in its output; a task earns
-``points * passed / total`` properties.
+The tasks, their points and the locked cells come from the *source* (the solution notebook with the
+same file name), never from the submission. Graded cells are the source's code cells with nbgrader
+``grade: true``; each ``grade_id`` must appear once and belong to a task of the exercise module
+(:func:`~bertcourse.grading.framework.exercise_for`). The submission's code cells run in order in a
+:class:`~bertcourse.grading.sandbox.Sandbox`, except its check cells: where one stood (or at the
+end, for a check cell the submission lost), the grader writes the task's queries to a file, has
+:func:`~bertcourse.grading.driver.serve` answer them in the kernel, reads the answers back as plain
+data and judges them with the task's properties in this process. A locked cell that is not a check
+gets the source's code back, as nbgrader does. Markdown and raw cells never run, whatever they carry.
 
-Task statuses: ``passed``, ``failed`` (some property failed), ``not attempted`` (the function still
-raises ``NotImplementedError``), ``error`` (the check cell raised before a check could report, e.g. a
-``NameError``), ``timed out`` (the time limit struck before the cell ran to its end), ``kernel died``,
-``missing`` (the submission has no cell with that ``grade_id``).
+Task statuses: ``passed``, ``failed``, ``not attempted`` (only ``NotImplementedError``), ``error``
+(no readable answers: the function is missing, or the kernel sent back something else), ``timed
+out`` and ``kernel died`` (the run stopped before this task).
 """
 
 from __future__ import annotations
 
+import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from bertcourse.grading import codec
+from bertcourse.grading.framework import Exercise, exercise_for, judge
+from bertcourse.grading.report import clean
+from bertcourse.grading.sandbox import KernelDiedError, Limits, MiB, Sandbox, SandboxError, read_regular_file
 
-from bertcourse.grading.report import RESULT_MIME, earned_points
-
-__all__ = ["SOLUTIONS", "GradingError", "NotebookGrade", "TaskGrade", "grade_notebook", "graded_cells", "source_for"]
+__all__ = ["SOLUTIONS", "GradingError", "NotebookGrade", "TaskGrade", "grade_notebook", "read_cells"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The folder that holds the ``bertcourse`` package; the kernel gets it on ``PYTHONPATH``."""
 SOLUTIONS = REPO_ROOT / "solutions"
-"""The source notebooks: the tasks and points of ``exercises/NAME.ipynb`` come from ``solutions/NAME.ipynb``."""
+"""The source notebooks: the tasks and points of ``NAME.ipynb`` come from ``solutions/NAME.ipynb``."""
 
 
 class GradingError(Exception):
-    """The grader itself could not grade a notebook (unreadable file, a kernel that failed to start)."""
+    """A notebook that cannot be graded: unreadable, malformed, no source, or a kernel that did not start."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    cell_type: str
+    source: str
+    grade_id: str | None  # nbgrader grade_id, if a string
+    graded: bool  # nbgrader grade: true
+    locked: bool
+    points: Any  # nbgrader points, unchecked
+
+
+def read_cells(path: Path, max_bytes: int) -> tuple[bytes, list[Cell]]:
+    """The raw bytes and the cells of a notebook file; :class:`GradingError` for anything malformed."""
+    try:
+        data = read_regular_file(path, max_bytes)
+        nb = json.loads(data.decode("utf-8"), parse_constant=lambda name: None)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise GradingError(f"cannot read {path.name}: {clean(exc, 200)}") from exc
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise GradingError(f"{path.name} is not a notebook (no list of cells)")
+    if nb.get("nbformat") != 4:
+        raise GradingError(f"{path.name} is not an nbformat 4 notebook")
+    cells = []
+    for index, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+            raise GradingError(f"{path.name}: cell {index} is not a cell")
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(s, str) for s in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise GradingError(f"{path.name}: cell {index} has a source that is not text")
+        meta = cell.get("metadata", {})
+        meta = meta.get("nbgrader", {}) if isinstance(meta, dict) else {}
+        meta = meta if isinstance(meta, dict) else {}
+        gid = meta.get("grade_id") if isinstance(meta.get("grade_id"), str) else None
+        cells.append(Cell(cell["cell_type"], source, gid, meta.get("grade") is True, meta.get("locked") is True,
+                          meta.get("points")))  # fmt: skip
+    return data, cells
 
 
 @dataclass
@@ -49,7 +88,8 @@ class TaskGrade:
     max_points: float
     status: str
     properties: list[dict[str, str]] = field(default_factory=list)
-    detail: str = ""  # why a task without a check record got 0 (the cell's error, the time limit, ...)
+    detail: str = ""  # why a task without judged properties got 0 (the time limit, a missing function, ...)
+    output: str = ""  # warnings and stderr the learner's function wrote while it was checked
 
 
 @dataclass
@@ -57,7 +97,7 @@ class NotebookGrade:
     """The grades of every task in one notebook."""
 
     notebook: str
-    source: str | None  # the notebook the tasks and points came from; None: the submission itself
+    source: str
     tasks: list[TaskGrade]
 
     @property
@@ -66,7 +106,7 @@ class NotebookGrade:
 
     @property
     def max_score(self) -> float:
-        return sum(t.max_points for t in self.tasks)
+        return round(sum(t.max_points for t in self.tasks), 2)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,113 +118,99 @@ class NotebookGrade:
         }
 
 
-def graded_cells(nb: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
-    """The cells nbgrader grades (``grade: true``), by ``grade_id``, in notebook order."""
-    cells = {}
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade") and "grade_id" in meta:
-            cells[meta["grade_id"]] = cell
-    return cells
+@dataclass(frozen=True)
+class _Source:
+    exercise: Exercise
+    tasks: dict[str, float]  # grade_id -> points, in notebook order
+    locked: dict[str, str]  # grade_id -> source code, for locked cells that are not checks
 
 
-def _read(path: Path) -> nbformat.NotebookNode:
-    try:
-        return nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as exc:  # missing file, invalid JSON, not a notebook
-        raise GradingError(f"cannot read {path}: {exc}") from exc
+def _read_source(path: Path) -> _Source:
+    _, cells = read_cells(path, 64 * MiB)
+    exercise = exercise_for(path.name)
+    if exercise is None:
+        raise GradingError(f"no checks for {path.name}: bertcourse/grading has no ex{path.stem} module")
+    tasks: dict[str, float] = {}
+    locked: dict[str, str] = {}
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.grade_id is None:
+            continue
+        if cell.grade_id in seen:
+            raise GradingError(f"source {path.name}: grade_id {cell.grade_id!r} appears twice")
+        seen.add(cell.grade_id)
+        if cell.graded and cell.cell_type == "code":
+            points = cell.points
+            if not isinstance(points, (int, float)) or isinstance(points, bool) or not 0 <= points < math.inf:
+                raise GradingError(f"source {path.name}: {cell.grade_id} has points {points!r}")
+            if cell.grade_id not in exercise.builders:
+                raise GradingError(f"source {path.name}: no task for graded cell {cell.grade_id!r}")
+            tasks[cell.grade_id] = float(points)
+        elif cell.locked and cell.cell_type == "code":
+            locked[cell.grade_id] = cell.source
+    if not tasks:
+        raise GradingError(f"source {path.name} has no graded code cells")
+    return _Source(exercise, tasks, locked)
 
 
-def _restore_locked_cells(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> None:
-    """Give locked graded cells their source code back, so an edited check cannot grade itself."""
-    locked = {gid: cell for gid, cell in graded_cells(source).items() if cell.metadata["nbgrader"].get("locked")}
-    for gid, cell in graded_cells(nb).items():
-        if gid in locked:
-            cell.source = locked[gid].source
-
-
-def _execute(nb: nbformat.NotebookNode, workdir: Path, timeout: float) -> tuple[int, str]:
-    """Run the code cells in order, errors and all, until the time limit.
-
-    Returns the index of the first cell that did not finish (``len(nb.cells)`` if all did) and why.
-    """
-    client = NotebookClient(
-        nb,
-        allow_errors=True,
-        kernel_name="python3",
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": str(workdir)}},
+def _run_task(box: Sandbox, source: _Source, gid: str, max_points: float, deadline: float) -> TaskGrade:
+    """Send one task's queries to the kernel, read the answers back as data, and judge them here."""
+    task = source.exercise.build(gid)
+    request, response = box.io / f"{gid}.request", box.io / f"{gid}.answers"
+    request.write_bytes(codec.dumps(task.request()))
+    code = (
+        "__import__('bertcourse.grading.driver', fromlist=['serve'])"
+        f".serve(globals(), {task.function!r}, {str(request)!r}, {str(response)!r})"
     )
-    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": pythonpath, "MPLBACKEND": "Agg"}
+    reply = box.execute(code, deadline, silent=True)
     try:
-        with client.setup_kernel(env=env):
-            deadline = time.monotonic() + timeout
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return index, "timed out"
-                client.timeout = math.ceil(remaining)
-                try:
-                    client.execute_cell(cell, index)
-                except CellTimeoutError:
-                    return index, "timed out"
-                except DeadKernelError:
-                    return index, "kernel died"
-    except RuntimeError as exc:  # the kernel did not start or its client failed; learners' errors never get here
-        raise GradingError(f"the kernel failed: {exc}") from exc
-    return len(nb.cells), ""
+        answers = codec.loads(read_regular_file(response, box.limits.answer_mb * MiB))
+    except (ValueError, OSError) as exc:
+        why = f"{reply.get('ename', '')}: {reply.get('evalue', '')}" if reply.get("status") == "error" else exc
+        return TaskGrade(gid, 0.0, max_points, "error", detail=clean(f"no answers came back ({why})", 500))
+    result = judge(task, answers)
+    status = result.status.value
+    detail = ""
+    if isinstance(answers, dict) and isinstance(answers.get("missing"), str):
+        status, detail = "error", clean(answers["missing"], 300)
+    points = min(max(result.points_for(max_points), 0.0), max_points)
+    return TaskGrade(gid, points, max_points, status, [p.to_json() for p in result.properties], detail, result.output)
 
 
-def _grade_cell(cell: nbformat.NotebookNode, gid: str, max_points: float) -> TaskGrade:
-    """Read the check's JSON record from a cell that ran; without one, the cell's error explains the 0."""
-    records = [out["data"][RESULT_MIME] for out in cell.get("outputs", []) if RESULT_MIME in out.get("data", {})]
-    if records:
-        record = records[-1]
-        points = earned_points(record["passed"], record["total"], max_points)
-        return TaskGrade(gid, points, max_points, record["status"], record["properties"])
-    errors = [
-        f"{out['ename']}: {out['evalue']}" for out in cell.get("outputs", []) if out.get("output_type") == "error"
-    ]
-    detail = errors[-1] if errors else "the cell ran no check"
-    return TaskGrade(gid, 0.0, max_points, "error", detail=detail)
+def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None = None) -> NotebookGrade:
+    """Run the submission at ``path`` in a sandbox and grade each task of ``source``.
 
-
-def source_for(notebook: Path, solutions: Path = SOLUTIONS) -> Path | None:
-    """The solution notebook with the same file name as ``notebook``, if ``solutions`` holds one."""
-    candidate = solutions / notebook.name
-    return candidate if candidate.is_file() else None
-
-
-def grade_notebook(path: Path | str, timeout: float = 120.0, source: Path | str | None = None) -> NotebookGrade:
-    """Execute the notebook at ``path`` in a fresh kernel and grade each task.
-
-    Args:
-        path: the submission.
-        timeout: seconds for running all of its cells (the kernel's start is not counted).
-        source: the solution notebook that defines the tasks, their points and the locked cells
-            (see :func:`source_for`); None trusts the submission's own metadata.
+    Raises :class:`GradingError` if the notebook cannot be graded at all.
     """
-    path = Path(path)
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout}")
-    nb = _read(path)
-    reference = _read(Path(source)) if source is not None else nb
-    tasks = {gid: float(cell.metadata["nbgrader"].get("points", 0)) for gid, cell in graded_cells(reference).items()}
-    _restore_locked_cells(nb, reference)
-
-    stopped, reason = _execute(nb, path.parent, timeout)
-    submitted = graded_cells(nb)
-    position = {id(cell): index for index, cell in enumerate(nb.cells)}
-    grades = []
-    for gid, max_points in tasks.items():
-        cell = submitted.get(gid)
-        if cell is None:
-            grades.append(TaskGrade(gid, 0.0, max_points, "missing", detail="no cell with this grade_id"))
-        elif position[id(cell)] >= stopped:
-            grades.append(TaskGrade(gid, 0.0, max_points, reason, detail=f"the run stopped at cell {stopped}"))
-        else:
-            grades.append(_grade_cell(cell, gid, max_points))
-    return NotebookGrade(str(path), None if source is None else str(source), grades)
+    path, source_path, limits = Path(path), Path(source), limits or Limits()
+    src = _read_source(source_path)
+    data, cells = read_cells(path, limits.notebook_mb * MiB)
+    grades: dict[str, TaskGrade] = {}
+    stopped = ""
+    try:
+        with Sandbox(data, "submission.ipynb", limits) as box:
+            deadline = time.monotonic() + limits.timeout
+            order = [c for c in cells if c.cell_type == "code"] + [
+                Cell("code", "", gid, True, True, None) for gid in src.tasks  # checks the submission lost
+            ]
+            for cell in order:
+                if stopped:
+                    break
+                try:
+                    if cell.grade_id in src.tasks:
+                        gid = cell.grade_id
+                        if gid not in grades:
+                            grades[gid] = _run_task(box, src, gid, src.tasks[gid], deadline)
+                    elif cell.source.strip():
+                        box.execute(src.locked.get(cell.grade_id or "", cell.source), deadline)
+                except TimeoutError:
+                    stopped = "timed out"
+                except KernelDiedError:
+                    stopped = "kernel died"
+    except SandboxError as exc:
+        raise GradingError(str(exc)) from exc
+    tasks = [
+        grades.get(gid) or TaskGrade(gid, 0.0, points, stopped or "error", detail=f"the run {stopped} before this task")
+        for gid, points in src.tasks.items()
+    ]
+    return NotebookGrade(str(path), str(source_path), tasks)

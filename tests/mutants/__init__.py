@@ -1,5 +1,5 @@
-"""Typical wrong answers to exercise 01, and the correct ones, for testing the grader's checks.
+"""Typical wrong answers to each exercise, and the correct ones, for testing the grader's checks.
 
-Each mutant makes exactly one mistake a learner makes; ``MUTANTS`` lists them with the check they
-must fail and a word the hint must contain (so the hint names the right mistake).
+``exNN_<name>.py`` holds ``CORRECT`` (function name -> a right answer) and ``MUTANTS`` (name ->
+(function name, a wrong answer that makes exactly one typical mistake, a phrase its hint must contain)).
 """

@@ -1,6 +1,7 @@
-"""Exercise 01 answers: the correct ones and one mutant per typical mistake.
+"""Exercise 01 answers: the correct ones (``CORRECT``) and one mutant per typical mistake (``MUTANTS``).
 
-``MUTANTS`` maps a name to (check name, function, a phrase the failing hint must contain).
+``MUTANTS`` maps a name to (the learner function it stands for, the mutant, a phrase the failing hint
+must contain).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -79,6 +81,18 @@ def sdpa_scale_by_d_k(q, k, v, mask=None):
 
 def sdpa_multiply_by_sqrt_d_k(q, k, v, mask=None):
     return scaled_dot_product_attention(q, k, v, mask, scale=math.sqrt(q.shape[-1]))
+
+
+def sdpa_scale_by_sqrt_d_v(q, k, v, mask=None):
+    return scaled_dot_product_attention(q, k, v, mask, scale=1.0 / math.sqrt(v.shape[-1]))
+
+
+def sdpa_k_transpose_all(q, k, v, mask=None):
+    scores = q @ k.T / math.sqrt(q.shape[-1])  # .T reverses every axis of a (B, h, L, d) tensor
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -math.inf)
+    weights = softmax(scores, dim=-1)
+    return weights @ v, weights
 
 
 def sdpa_softmax_wrong_axis(q, k, v, mask=None):
@@ -198,9 +212,26 @@ def padding_mask_off_by_one(lengths: Tensor, max_len: int) -> Tensor:
     return (torch.arange(max_len) <= lengths[:, None])[:, None, None, :]
 
 
+def padding_mask_clamped(lengths: Tensor, max_len: int) -> Tensor:
+    last = (lengths - 1).clamp(min=0)  # the last real position, but a length-0 sequence has none
+    return (torch.arange(max_len) <= last[:, None])[:, None, None, :]
+
+
+def padding_mask_one_hot(lengths: Tensor, max_len: int) -> Tensor:
+    last = F.one_hot(lengths - 1, max_len)  # (B, T): marks the last real token; raises for length 0
+    return (last.flip(-1).cumsum(-1).flip(-1) > 0)[:, None, None, :]
+
+
 def padding_mask_2d(lengths: Tensor, max_len: int) -> Tensor:
     return torch.arange(max_len) < lengths[:, None]
 
+
+CORRECT: dict[str, Callable[..., object]] = {
+    "softmax": softmax,
+    "scaled_dot_product_attention": scaled_dot_product_attention,
+    "causal_mask": causal_mask,
+    "padding_mask": padding_mask,
+}
 
 MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "softmax_no_max_subtraction": ("softmax", softmax_no_max_subtraction, "overflow"),
@@ -211,6 +242,8 @@ MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "sdpa_missing_scale": ("scaled_dot_product_attention", sdpa_missing_scale, "not scaled"),
     "sdpa_scale_by_d_k": ("scaled_dot_product_attention", sdpa_scale_by_d_k, "divided by d_k"),
     "sdpa_multiply_by_sqrt_d_k": ("scaled_dot_product_attention", sdpa_multiply_by_sqrt_d_k, "multiplied by sqrt"),
+    "sdpa_scale_by_sqrt_d_v": ("scaled_dot_product_attention", sdpa_scale_by_sqrt_d_v, "divided by sqrt(d_v)"),
+    "sdpa_k_transpose_all": ("scaled_dot_product_attention", sdpa_k_transpose_all, "`k.T` reverses *all* axes"),
     "sdpa_softmax_wrong_axis": ("scaled_dot_product_attention", sdpa_softmax_wrong_axis, "over the queries"),
     "sdpa_inverted_mask": ("scaled_dot_product_attention", sdpa_inverted_mask, "inverted"),
     "sdpa_unscaled_inverted_mask": (
@@ -236,5 +269,7 @@ MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "causal_mask_float": ("causal_mask", causal_mask_float, "torch.bool"),
     "padding_mask_inverted": ("padding_mask", padding_mask_inverted, "inverted"),
     "padding_mask_off_by_one": ("padding_mask", padding_mask_off_by_one, "off by one"),
+    "padding_mask_clamped": ("padding_mask", padding_mask_clamped, "length 0 has True in its row"),
+    "padding_mask_one_hot": ("padding_mask", padding_mask_one_hot, "a sequence of length 0"),
     "padding_mask_2d": ("padding_mask", padding_mask_2d, "singleton axes"),
 }

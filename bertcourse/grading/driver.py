@@ -1,0 +1,124 @@
+"""The learner's side of a check: call their function on each query and bring back only plain data.
+
+The same :func:`answer_queries` runs in two places: in the notebook, when a check cell calls
+``check_<fn>(fn)``, and inside a submission's kernel, where ``python -m bertcourse.grade`` runs
+:func:`serve` (the grader writes the queries to a file, :func:`serve` writes the answers to another).
+Either way each call gets fresh copies of its inputs and a fixed global seed, its warnings and
+stderr are captured, and its return value goes through :mod:`~bertcourse.grading.codec`, so the
+property code that judges it sees exactly the same data in both places.
+
+A query is ``{"name", "inputs", "keep_inputs"}``, its inputs a codec blob of ``(args, kwargs)``
+held as a uint8 tensor (so a model in them is rebuilt afresh for every call). An outcome (one per
+query) is a dict: ``{"value": v}``; ``{"raised": {"type", "message", "where"}}`` for an exception;
+``{"not_attempted": message}`` for ``NotImplementedError``; ``{"unsupported": why}`` for a value
+that cannot cross the boundary; plus ``"inputs_after"`` (the arguments after the call) when the
+query asks for them and ``"output"`` (captured warnings and stderr) when there was any.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import sysconfig
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bertcourse.grading import codec
+
+__all__ = ["answer_queries", "describe_exception", "serve"]
+
+MAX_CAPTURED = 2000  # characters of warnings and stderr kept per call
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_LIBRARY_DIRS = tuple(
+    str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]} if p
+)
+
+
+def _is_learner_frame(filename: str) -> bool:
+    """A frame of the learner's code: not the course package, not the standard library, not an installed package."""
+    if filename.startswith("<frozen"):
+        return False
+    path = str(Path(filename).resolve()) if not filename.startswith("<") else filename
+    return not path.startswith((_PACKAGE_DIR, *_LIBRARY_DIRS)) and "site-packages" not in path
+
+
+def describe_exception(exc: BaseException) -> dict[str, str]:
+    """The learner's exception as they want to see it: type, message and the line of *their* code that raised."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_frame(f.filename)]
+    where = ""
+    if frames:
+        frame = frames[-1]
+        where = f"in {frame.name}, line {frame.lineno}:" + (f"\n    {frame.line.strip()}" if frame.line else "")
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose __str__ raises
+        message = "<unprintable message>"
+    return {"type": type(exc).__name__, "message": message[:MAX_CAPTURED], "where": where[:MAX_CAPTURED]}
+
+
+def _call(fn: Callable[..., Any], query: dict[str, Any]) -> dict[str, Any]:
+    """One call of the learner's function on fresh inputs; never raises."""
+    args, kwargs = codec.loads(query["inputs"].numpy().tobytes(), allow_objects=True)
+    stderr = io.StringIO()
+    outcome: dict[str, Any]
+    with (
+        torch.random.fork_rng(devices=[]),
+        warnings.catch_warnings(record=True) as caught,
+        contextlib.redirect_stderr(stderr),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        warnings.simplefilter("always")
+        torch.default_generator.manual_seed(0)  # a function drawing from the global generator is deterministic
+        try:
+            value = fn(*args, **kwargs)
+        except NotImplementedError as exc:
+            outcome = {"not_attempted": str(exc)[:200]}
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt or a home-made BaseException: all theirs
+            outcome = {"raised": describe_exception(exc)}
+        else:
+            try:
+                outcome = {"value": codec.plain_copy(value, where="the returned value")}
+            except codec.CodecError as exc:
+                outcome = {"unsupported": str(exc)}
+    if query.get("keep_inputs") and "not_attempted" not in outcome:
+        try:
+            outcome["inputs_after"] = codec.plain_copy(list(args), where="the arguments")
+        except codec.CodecError as exc:
+            outcome["unsupported"] = str(exc)
+    output = "".join(f"{w.category.__name__}: {w.message}\n" for w in caught) + stderr.getvalue()
+    if output:
+        outcome["output"] = output[:MAX_CAPTURED]
+    return outcome
+
+
+def answer_queries(fn: object, queries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Outcomes by query name; ``{"missing": why}`` if ``fn`` is not a function."""
+    if not callable(fn):
+        return {"missing": f"not a function but {type(fn).__name__}"}
+    return {"outcomes": {q["name"]: _call(fn, q) for q in queries}}
+
+
+def serve(namespace: dict[str, Any], function: str, request: str, response: str) -> None:
+    """Run in the submission's kernel by the grader: answer the queries in ``request``, write ``response``.
+
+    The grader never trusts what comes back: it reads ``response`` as plain data only.
+    """
+    with open(request, "rb") as f:
+        queries = codec.loads(f.read())
+    if function not in namespace:
+        answers: dict[str, Any] = {"missing": f"the notebook defines no function named {function}"}
+    else:
+        answers = answer_queries(namespace[function], queries)
+    blob = codec.dumps(answers, where="the answers")
+    tmp = f"{response}.part"
+    with open(tmp, "wb") as f:
+        f.write(blob)
+    os.replace(tmp, response)
+    sys.stdout.flush()

@@ -1,0 +1,445 @@
+"""Checks for exercise 01 (attention): softmax, scaled dot-product attention, causal and padding masks.
+
+Inputs break symmetries (batch > 1, heads > 1, L_q != L_k, d_k != d_v); oracles are PyTorch's own
+``torch.softmax``, ``F.scaled_dot_product_attention`` and ``torch.tril``; masks are judged by
+behaviour (change a token the mask hides, and no output may move). A failed property's hint comes
+from evaluating the usual mistakes (a wrong scale, the wrong softmax axis, an inverted mask, ...) on
+the same input and naming the one the learner's output matches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, expect_tensor, randn
+
+__all__ = ["EXERCISE", "check_causal_mask", "check_padding_mask", "check_scaled_dot_product_attention", "check_softmax"]
+
+EXERCISE = Exercise("01_attention.ipynb")
+TRANSPOSE_ALL = (
+    r"x\.T` on tensors|\bk\.T\b",
+    "`k.T` reverses *all* axes of a tensor with batch or head axes; only the last two should swap",
+)
+
+# ---------------------------------------------------------------------------------------------- softmax
+
+
+@EXERCISE.task("softmax", points=2)
+def softmax_task(t: Task) -> None:
+    x = randn(2, 3, 5, seed=0) * 3  # (B, L_q, L_k): rows of scores
+    on = "x of shape (2, 3, 5), float64"
+    big = x.float() * 1e4  # exp(89) already overflows float32
+    shifted = x + torch.tensor([0.0, -3e3, 3e3], dtype=torch.float64)[:, None]  # (L_q, 1): rows far apart
+    t.query("float32", x.float(), dim=-1)
+    t.query("rows", x, dim=-1)
+    t.query("dim1", x, dim=1)
+    t.query("dim0", x, dim=0)
+    t.query("big", big, dim=-1)
+    t.query("far", shifted, dim=-1)
+    t.query("in_place", x, dim=-1, keep_inputs=True)
+
+    @t.property("returns a tensor of the input's shape and dtype", on="x of shape (2, 3, 5), float32")
+    def shape_dtype(a: Answers) -> str | None:
+        return expect_tensor(a["float32"], (2, 3, 5), torch.float32)
+
+    @t.property("equals torch.softmax along the last axis (each row sums to 1)", on=on)
+    def last_axis(a: Answers) -> str | None:
+        got = a["rows"]
+        if type(got) is Tensor and got.shape == x.shape and got.is_floating_point() and torch.isfinite(got).all():
+            sums = got.double().sum(dim=-1)
+            if not torch.allclose(sums, torch.ones_like(sums)):
+                return f"the rows do not sum to 1 (their sums range from {sums.min():.4g} to {sums.max():.4g})"
+        e = x.exp()
+        mistakes = [
+            ("normalised over the whole tensor instead of along dim: only each row must sum to 1", e / e.sum()),
+            *[(f"normalised along axis {d} instead of along dim=-1", torch.softmax(x, dim=d)) for d in (0, 1)],
+        ]
+        return compare(got, torch.softmax(x, dim=-1), mistakes)
+
+    @t.property("normalises along the axis given by dim", on=f"{on}, dim=1 and dim=0")
+    def other_axes(a: Answers) -> str | None:
+        for dim in (1, 0):
+            mistakes = [(f"dim={dim} was ignored: the result is normalised along the last axis", torch.softmax(x, -1))]
+            problem = compare(a[f"dim{dim}"], torch.softmax(x, dim=dim), mistakes)
+            if problem:
+                return f"with dim={dim}: {problem}"
+        return None
+
+    @t.property("stays finite and exact for large scores (x · 1e4)", on="x · 1e4 of shape (2, 3, 5), float32")
+    def large_scores(a: Answers) -> str | None:
+        got = a["big"]
+        if type(got) is Tensor and got.shape == big.shape and got.is_floating_point() and not got.isfinite().all():
+            return (
+                "NaN/inf for large scores: exp overflows (exp(89) is inf in float32, exp(710) in float64). "
+                "Softmax does not change when the same constant is subtracted from every score it normalises; "
+                "which constant keeps exp away from overflow?"
+            )
+        return compare(got, torch.softmax(big, dim=-1), rtol=1e-4)
+
+    @t.property("handles rows whose scores are far apart (offsets of ±3000)", on=on)
+    def far_apart_rows(a: Answers) -> str | None:
+        global_max = (shifted - shifted.max()).exp()
+        mistakes = [
+            (
+                "rows far below the largest score became 0/0 = NaN: one maximum for the whole tensor was "
+                "subtracted; each slice along dim needs its own",
+                global_max / global_max.sum(dim=-1, keepdim=True),
+            )
+        ]
+        return compare(a["far"], torch.softmax(shifted, dim=-1), mistakes)
+
+    @t.property("leaves its input unchanged", on=on)
+    def input_unchanged(a: Answers) -> str | None:
+        (after,) = a.inputs_after("in_place")
+        if compare(after, x) is None:
+            return None
+        return "your function modified its input in place (x -= ... or x.exp_())"
+
+
+check_softmax = EXERCISE.check("softmax")
+
+# ------------------------------------------------------------------------------ scaled dot-product attention
+
+
+def _weights(
+    q: Tensor, k: Tensor, mask: Tensor | None = None, scale: float | None = None, dim: int = -1, fill: float = -math.inf
+) -> Tensor:
+    """softmax(Q K^T · scale) along ``dim`` with masked scores set to ``fill``; rows with no allowed key are 0.
+
+    The right answer with the defaults; the knobs reproduce the usual mistakes.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, d_k) @ (..., d_k, L_k) -> (..., L_q, L_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, fill)
+    weights = torch.softmax(scores, dim=dim)
+    if mask is not None and fill == -math.inf:
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return weights
+
+
+def _oracle(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The framework's answer: (F.scaled_dot_product_attention output, weights), zeros for rows that see nothing."""
+    output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if mask is not None:
+        output = output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # (..., L_q, 1) broadcasts over d_v
+    return output, _weights(q, k, mask)
+
+
+def _weight_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> list[Mistake]:
+    """The usual wrong attention weights, alone and paired with a wrong scale, each with a hint naming the mistake.
+
+    A hint names the mistake, never the fix. Pairs matter: a learner who forgot the scale *and*
+    inverted the mask should hear about both, not get a bare "values differ".
+    """
+    d_k, d_v = q.shape[-1], v.shape[-1]
+    scales = [
+        ("", 1.0 / math.sqrt(d_k)),
+        ("the scores are not scaled: which factor keeps Q K^T from growing with d_k?", 1.0),
+        ("the scores are divided by d_k; the paper's scale is a square root", 1.0 / d_k),
+        ("the scores are multiplied by sqrt(d_k) instead of divided by it", math.sqrt(d_k)),
+        ("the scores are divided by sqrt(d_v), the size of the values; Q K^T sums d_k products", 1.0 / math.sqrt(d_v)),
+    ]
+    mistakes = []
+    for scale_hint, scale in scales:
+        scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, L_k)
+        variants = [
+            ("", _weights(q, k, mask, scale)),
+            (
+                "softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 "
+                "over the keys",
+                _weights(q, k, mask, scale, dim=-2),
+            ),
+            ("the weights are the raw scores: they are never normalised", scores),
+        ]
+        if mask is not None:
+            variants += [
+                ("the mask is inverted: True means 'may attend'", _weights(q, k, ~mask, scale)),
+                (
+                    "masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does "
+                    "softmax turn into exactly 0?",
+                    _weights(q, k, mask, scale, fill=0.0),
+                ),
+                (
+                    "masked keys are zeroed after the softmax, so rows no longer sum to 1; mask the scores instead",
+                    torch.softmax(scores, dim=-1) * mask,
+                ),
+                ("the mask is ignored", _weights(q, k, None, scale)),
+            ]
+        for hint, weights in variants:
+            if scale_hint or hint:
+                mistakes.append(("; and ".join(h for h in (scale_hint, hint) if h), weights))
+    return mistakes
+
+
+def _describe(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> str:
+    *batch, L_q, d_k = q.shape
+    names = ("B", "h")[: len(batch)]
+    sizes = ", ".join(f"{n}={s}" for n, s in zip(names, batch, strict=True))
+    masked = f", mask {tuple(mask.shape)}" if mask is not None else ""
+    return f"{sizes}, L_q={L_q}, L_k={k.shape[-2]}, d_k={d_k}, d_v={v.shape[-1]}{masked}, {str(q.dtype)[6:]}"
+
+
+def _pair(result: object) -> tuple[object, object]:
+    """Unpack the learner's ``(output, weights)``; a non-pair comes back as (it, None)."""
+    if isinstance(result, tuple) and len(result) == 2:
+        return result[0], result[1]
+    return result, None
+
+
+def _check_pair(result: object, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> str | None:
+    """Compare the learner's (output, weights) on one input with the oracle; hint at the mistake if not equal."""
+    output, weights = _pair(result)
+    if weights is None:
+        return f"expected a pair (output, weights), got {type(output).__name__}"
+    expected_output, expected_weights = _oracle(q, k, v, mask)
+    problem = compare(weights, expected_weights, lambda: _weight_mistakes(q, k, v, mask))
+    if problem:
+        return f"weights: {problem}"
+    output_mistakes = [
+        ("the weights are applied to the keys; they weigh the values", expected_weights @ k),
+        (
+            "the output is transposed: one row per query, one column per value feature",
+            expected_output.transpose(-2, -1),
+        ),
+    ]
+    problem = compare(output, expected_output, output_mistakes)
+    return f"output: {problem}" if problem else None
+
+
+@EXERCISE.task("scaled_dot_product_attention", points=4)
+def attention_task(t: Task) -> None:
+    B, h, L_q, L_k, d_k, d_v = 2, 3, 4, 6, 8, 5
+    q, k, v = randn(B, h, L_q, d_k, seed=1), randn(B, h, L_k, d_k, seed=2), randn(B, h, L_k, d_v, seed=3)
+    on = _describe(q, k, v)
+    # A mask with a few hidden keys in every row and no row all True or all False (so inverting it is visible).
+    mask = torch.rand(B, 1, L_q, L_k, generator=torch.Generator().manual_seed(4)) < 0.6
+    mask[..., 0], mask[..., -1] = True, False
+    empty = mask.clone()
+    empty[0, :, 1, :] = False  # query 1 of the first sequence may attend to nothing
+    L = 5
+    causal = torch.ones(L, L, dtype=torch.bool).tril()  # (L, L) broadcasts over B and h
+    qc, kc, vc = randn(B, h, L, d_k, seed=5), randn(B, h, L, d_k, seed=6), randn(B, h, L, d_v, seed=7)
+    t.error_hint(*TRANSPOSE_ALL)
+
+    t.query("float32", q.float(), k.float(), v.float(), mask=None)
+    t.query("plain", q, k, v, mask=None)
+    t.query("large", q * 1e4, k, v, mask=None)
+    t.query("masked", q, k, v, mask=mask)
+    t.query("empty", q, k, v, mask=empty)
+    t.query("causal", qc, kc, vc, mask=causal)
+    for j in range(1, L):
+        k2, v2 = kc.clone(), vc.clone()
+        k2[..., j, :] += 1.0  # change token j's key and value, nothing else
+        v2[..., j, :] += 1.0
+        t.query(f"causal_changed_{j}", qc, k2, v2, mask=causal)
+    t.query("no_heads", q[:, 0], k[:, 0], v[:, 0], mask=mask[:, 0])  # (B, h, L, d) -> (B, L, d)
+
+    @t.property("returns (output, weights) of the right shapes, keeping float32", on=_describe(q.float(), k, v))
+    def shapes(a: Answers) -> str | None:
+        output, weights = _pair(a["float32"])
+        if weights is None:
+            return f"expected a pair (output, weights), got {type(output).__name__}"
+        transposed = {(B, h, L_k, L_q): "transposed: one row per query, one column per key"}
+        problem = expect_tensor(weights, (B, h, L_q, L_k), torch.float32, transposed)
+        if problem:
+            return f"weights: {problem}"
+        output_hints = {
+            (B, h, L_q, d_k): "d_k columns: the weights are applied to the keys; they weigh the values",
+            (B, h, d_v, L_q): "transposed: one row per query, one column per value feature",
+        }
+        problem = expect_tensor(output, (B, h, L_q, d_v), torch.float32, output_hints)
+        return f"output: {problem}" if problem else None
+
+    @t.property("equals softmax(Q K^T / sqrt(d_k)) V (F.scaled_dot_product_attention)", on=on)
+    def plain(a: Answers) -> str | None:
+        return _check_pair(a["plain"], q, k, v)
+
+    @t.property("stays finite and exact for large scores (q · 1e4)", on=f"{on}, q · 1e4")
+    def large(a: Answers) -> str | None:
+        for name, got in zip(("output", "weights"), _pair(a["large"]), strict=True):
+            if type(got) is Tensor and got.is_floating_point() and not torch.isfinite(got).all():
+                return (
+                    f"{name} holds NaN/inf for large scores: exp overflows (exp(710) is inf in float64). Softmax "
+                    "does not change when one constant is subtracted from a row of scores; which constant avoids "
+                    "overflow?"
+                )
+        return _check_pair(a["large"], q * 1e4, k, v)
+
+    @t.property("a boolean mask hides keys (True = may attend)", on=_describe(q, k, v, mask))
+    def masked(a: Answers) -> str | None:
+        return _check_pair(a["masked"], q, k, v, mask)
+
+    @t.property("a query that may attend to nothing returns zeros", on=_describe(q, k, v, empty))
+    def empty_row(a: Answers) -> str | None:
+        output, weights = _pair(a["empty"])
+        if type(output) is Tensor and output.shape == (B, h, L_q, d_v) and output[0, :, 1].isnan().any():
+            return (
+                "a query that may attend to nothing gave NaN: softmax over a row of -inf is 0/0. "
+                "Detect such rows and return zeros for them"
+            )
+        if type(weights) is Tensor and weights.shape == (B, h, L_q, L_k) and weights.is_floating_point():
+            uniform = torch.full_like(weights[0, :, 1], 1.0 / L_k)
+            if torch.allclose(weights[0, :, 1], uniform):
+                return (
+                    "a query that may attend to nothing spread its weight evenly over keys it may not see "
+                    "(a finite fill value); such rows must be all zeros"
+                )
+        return _check_pair(a["empty"], q, k, v, empty)
+
+    @t.property(
+        "changing a key/value the mask hides never moves an output",
+        on=f"causal mask ({L}, {L}), B={B}, h={h}, d_k={d_k}, d_v={d_v}",
+    )
+    def hidden_keys(a: Answers) -> str | None:
+        base, _ = _pair(a["causal"])
+        for j in range(1, L):
+            moved, _ = _pair(a[f"causal_changed_{j}"])
+            if type(base) is not Tensor or type(moved) is not Tensor or base.shape != moved.shape or base.dim() < 2:
+                return "the output is not a tensor of one fixed shape"
+            leak = (moved.double() - base.double())[..., :j, :].abs().amax()  # queries before j may not see token j
+            if not leak <= 1e-9:
+                return f"changing key/value {j} moved an earlier query's output (by {leak.item():.3g}): the mask leaks"
+        return None
+
+    @t.property("works without a heads axis: (B, L, d) inputs", on=_describe(q[:, 0], k[:, 0], v[:, 0], mask[:, 0]))
+    def no_heads(a: Answers) -> str | None:
+        return _check_pair(a["no_heads"], q[:, 0], k[:, 0], v[:, 0], mask[:, 0])
+
+
+check_scaled_dot_product_attention = EXERCISE.check("scaled_dot_product_attention")
+
+# ------------------------------------------------------------------------------------------------ masks
+
+
+def _leaks(mask: Tensor, sees: Tensor) -> str | None:
+    """Use ``mask`` in F.scaled_dot_product_attention, change one token's key and value at a time, see what moves.
+
+    ``sees`` (L_q, L_k) is the truth: ``sees[i, j]`` True = query i may see token j, so changing token j
+    must move output i; False = output i must not move. ``None`` if the mask behaves so.
+    """
+    L_q, L_k = sees.shape
+    q, k, v = randn(1, 2, L_q, 4, seed=8), randn(1, 2, L_k, 4, seed=9), randn(1, 2, L_k, 3, seed=10)
+    base = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    for j in range(L_k):
+        k2, v2 = k.clone(), v.clone()
+        k2[..., j, :] += 1.0  # change token j's key and value, nothing else
+        v2[..., j, :] += 1.0
+        moved = (F.scaled_dot_product_attention(q, k2, v2, attn_mask=mask) - base).abs().amax(dim=(0, 1, -1))  # (L_q,)
+        moved = moved.nan_to_num(0.0) > 1e-9
+        for i in range(L_q):
+            if moved[i] and not sees[i, j]:
+                return f"changing token {j} moved the output of query {i}, which may not see it"
+            if not moved[i] and sees[i, j]:
+                return f"changing token {j} left the output of query {i} unchanged, but query {i} may see it"
+    return None
+
+
+@EXERCISE.task("causal_mask", points=2)
+def causal_mask_task(t: Task) -> None:
+    T = 6
+    for n in (T, 2, 1):
+        t.query(f"seq_len_{n}", n)
+
+    @t.property("returns a (seq_len, seq_len) torch.bool tensor", on=f"seq_len={T}")
+    def shape_dtype(a: Answers) -> str | None:
+        return expect_tensor(a[f"seq_len_{T}"], (T, T), torch.bool)
+
+    @t.property("True exactly on and below the diagonal (equals torch.tril)", on=f"seq_len={T}, 2, 1")
+    def values(a: Answers) -> str | None:
+        for n in (T, 2, 1):
+            ones = torch.ones(n, n, dtype=torch.bool)
+            mistakes = [
+                ("inverted: True must mark the keys a query MAY attend to (the past and itself)", ~ones.tril()),
+                ("the upper triangle: that lets each query see the future and hides the past", ones.triu()),
+                ("the diagonal is missing: a token may attend to itself", ones.tril(-1)),
+                ("off by one: each query also sees the next token", ones.tril(1)),
+            ]
+            got = a[f"seq_len_{n}"]
+            if type(got) is Tensor and got.dtype != torch.bool:
+                return f"seq_len={n}: expected dtype torch.bool (True = may attend), got {got.dtype}"
+            problem = compare(got, ones.tril(), mistakes)
+            if problem:
+                return f"seq_len={n}: {problem}"
+        return None
+
+    @t.property(
+        "in F.scaled_dot_product_attention: a token moves its own and later outputs only",
+        on=f"seq_len={T}, change one token at a time",
+    )
+    def behaviour(a: Answers) -> str | None:
+        mask = a[f"seq_len_{T}"]
+        if type(mask) is not Tensor or mask.dtype != torch.bool or mask.shape != (T, T):
+            return "cannot be used as attn_mask: it must be a (seq_len, seq_len) torch.bool tensor"
+        return _leaks(mask, torch.ones(T, T, dtype=torch.bool).tril())
+
+
+check_causal_mask = EXERCISE.check("causal_mask")
+
+
+@EXERCISE.task("padding_mask", points=2)
+def padding_mask_task(t: Task) -> None:
+    lengths, max_len = torch.tensor([3, 5, 1, 4]), 6
+    B = len(lengths)
+    positions = torch.arange(max_len)
+    expected = (positions < lengths[:, None])[:, None, None, :]  # (B, T) -> (B, 1, 1, T)
+    on = f"lengths={lengths.tolist()}, max_len={max_len}"
+    edge = torch.tensor([0, max_len])
+    t.query("lengths", lengths, max_len)
+    t.query("edge", edge, max_len)
+    t.error_hint(".", "this input has a sequence of length 0: no real token at all, only padding", query="edge")
+
+    @t.property("returns a (B, 1, 1, max_len) torch.bool tensor", on=on)
+    def shape_dtype(a: Answers) -> str | None:
+        hints = {
+            (B, max_len): "it needs singleton axes for heads and queries to broadcast against (B, h, L_q, L_k)",
+            (B, 1, max_len, 1): "padding hides keys, so positions belong on the last (key) axis",
+        }
+        return expect_tensor(a["lengths"], (B, 1, 1, max_len), torch.bool, hints)
+
+    @t.property("True at real tokens (position < length), False at padding", on=on)
+    def values(a: Answers) -> str | None:
+        got = a["lengths"]
+        if type(got) is not Tensor or got.numel() != expected.numel():
+            return f"expected {expected.numel()} entries, got {getattr(got, 'shape', type(got).__name__)}"
+        got = got.reshape(expected.shape).to(torch.bool)  # judge the values apart from the shape and dtype
+        mistakes = [
+            ("inverted: True must mark the real tokens (may attend), False the padding", ~expected),
+            ("off by one: position `length` is already padding", (positions <= lengths[:, None])[:, None, None, :]),
+        ]
+        return compare(got, expected, mistakes)
+
+    @t.property("handles length 0 and length max_len", on=f"lengths=[0, {max_len}], max_len={max_len}")
+    def zero_and_full(a: Answers) -> str | None:
+        got = a["edge"]
+        want = (positions < edge[:, None])[:, None, None, :]  # (2, T) -> (2, 1, 1, T)
+        if type(got) is Tensor and got.numel() == want.numel():
+            row = got.reshape(want.shape)[0].reshape(-1)
+            if row.dtype == torch.bool and row.any():
+                return (
+                    "the sequence of length 0 has True in its row: with no real token, every position "
+                    "(position 0 too) is padding"
+                )
+        return compare(got, want)
+
+    @t.property(
+        "in F.scaled_dot_product_attention: padding never moves an output, real tokens do",
+        on=f"{on}, change one token at a time",
+    )
+    def behaviour(a: Answers) -> str | None:
+        mask = a["lengths"]
+        if type(mask) is not Tensor or mask.dtype != torch.bool or mask.shape != expected.shape:
+            return "cannot be used as attn_mask: it must be a (B, 1, 1, max_len) torch.bool tensor"
+        for b in range(B):
+            sees = expected[b, 0].expand(max_len, max_len)  # (1, T) -> (T, T): every query sees the real keys
+            problem = _leaks(mask[b : b + 1], sees)
+            if problem:
+                return f"sequence {b} (length {lengths[b].item()}): {problem}"
+        return None
+
+
+check_padding_mask = EXERCISE.check("padding_mask")
