@@ -62,11 +62,13 @@ class ELMoConfig:
 
 @dataclass
 class ELMoOutput:
-    """Both LMs' logits (B, T, V), their mean loss when labels were given, and the layer stack.
+    """Both LMs' logits (B, T, V), their losses when labels were given, and the layer stack.
 
     ``forward_logits[:, t]`` predicts token t+1 from tokens <= t; ``backward_logits[:, t]`` predicts
-    token t-1 from tokens >= t; ``logits`` is ``forward_logits``. ``hidden_states`` holds n_layers + 1
-    tensors (B, T, 2 d_model): [x; x], then each layer's [forward; backward] states.
+    token t-1 from tokens >= t; ``logits`` is ``forward_logits``. ``forward_loss`` and ``backward_loss``
+    are each direction's mean cross-entropy over its counted targets, ``loss`` their mean.
+    ``hidden_states`` holds n_layers + 1 tensors (B, T, 2 d_model): [x; x], then each layer's
+    [forward; backward] states.
     """
 
     logits: Tensor
@@ -74,6 +76,8 @@ class ELMoOutput:
     backward_logits: Tensor
     loss: Tensor | None = None
     hidden_states: tuple[Tensor, ...] | None = None
+    forward_loss: Tensor | None = None
+    backward_loss: Tensor | None = None
 
 
 class ELMo(PreTrainedModel):
@@ -158,23 +162,25 @@ class ELMo(PreTrainedModel):
                 never predicts a real token, so padding is neither input nor target of the loss.
 
         Returns:
-            :class:`ELMoOutput`; ``loss`` is the mean of the forward and backward LM losses.
+            :class:`ELMoOutput`; ``loss`` is the mean of ``forward_loss`` and ``backward_loss``.
         """
         x, forward_states, backward_states = self._layers(input_ids, attention_mask)
         forward_logits = self.lm_head(self.dropout(forward_states[-1]))  # (B, T, d_model) -> (B, T, V)
         backward_logits = self.lm_head(self.dropout(backward_states[-1]))  # (B, T, d_model) -> (B, T, V)
-        loss = None
+        loss = forward_loss = backward_loss = None
         if labels is not None:
             forward_labels, backward_labels = self._direction_labels(labels, input_ids, attention_mask)
-            loss = 0.5 * (
-                causal_lm_loss(forward_logits, forward_labels) + backward_lm_loss(backward_logits, backward_labels)
-            )
+            forward_loss = causal_lm_loss(forward_logits, forward_labels)
+            backward_loss = backward_lm_loss(backward_logits, backward_labels)
+            loss = 0.5 * (forward_loss + backward_loss)
         return ELMoOutput(
             logits=forward_logits,
             forward_logits=forward_logits,
             backward_logits=backward_logits,
             loss=loss,
             hidden_states=self._stack(x, forward_states, backward_states),
+            forward_loss=forward_loss,
+            backward_loss=backward_loss,
         )
 
     def _direction_labels(

@@ -113,6 +113,12 @@ def test_padding_is_neither_target_nor_source_of_the_loss() -> None:
     forward_only = torch.nn.functional.cross_entropy(per_direction.forward_logits[0, :-1], ids[0, 1:])
     backward_only = torch.nn.functional.cross_entropy(per_direction.backward_logits[0, 1:], ids[0, :-1])
     assert_close(alone, (forward_only + backward_only) / 2)
+    assert_close(per_direction.forward_loss, forward_only)
+    assert_close(per_direction.backward_loss, backward_only)
+    padded_out = model(padded, attention_mask=mask, labels=padded)
+    assert_close(padded_out.forward_loss, forward_only)  # padding changes neither direction's loss
+    assert_close(padded_out.backward_loss, backward_only)
+    assert model(ids).forward_loss is None and model(ids).backward_loss is None
 
 
 def test_fused_and_explicit_models_agree_on_the_same_weights() -> None:
