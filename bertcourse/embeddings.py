@@ -49,7 +49,13 @@ class Embeddings(nn.Module):
         self.layer_norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if layer_norm_eps is not None else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None = None, position_offset: int = 0) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        position_offset: int = 0,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
         """Embed (B, T) token ids into (B, T, H).
 
         Args:
@@ -57,21 +63,34 @@ class Embeddings(nn.Module):
             token_type_ids: (B, T) segment ids; zeros (sentence A) when omitted.
             position_offset: absolute position of the first token: the number of tokens already in a
                 key/value cache while decoding, so the new token gets position ``T_past``.
+            position_ids: (B, T) explicit positions, instead of ``position_offset + 0..T-1``: a
+                left-padded prompt counts its positions from its first real token.
         """
         T = input_ids.shape[1]
-        if position_offset < 0 or position_offset + T > self.max_len:
+        if position_ids is not None:
+            if not isinstance(position_ids, Tensor) or position_ids.shape != input_ids.shape:
+                got = tuple(position_ids.shape) if isinstance(position_ids, Tensor) else type(position_ids).__name__
+                raise ValueError(f"position_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
+            if position_ids.is_floating_point() or position_ids.dtype == torch.bool:
+                raise ValueError(f"position_ids must be integers, got dtype {position_ids.dtype}")
+            if position_ids.numel() and (int(position_ids.min()) < 0 or int(position_ids.max()) >= self.max_len):
+                raise ValueError(f"position_ids must lie in [0, max_len={self.max_len})")
+        elif position_offset < 0 or position_offset + T > self.max_len:
             raise ValueError(
                 f"positions {position_offset}..{position_offset + T - 1} do not fit max_len={self.max_len} "
                 f"(position_offset={position_offset}, length={T})"
             )
         if token_type_ids is not None and self.token_type_embeddings is None:
             raise ValueError("token_type_ids given, but this model has no segment embeddings (type_vocab_size=0)")
-        positions = torch.arange(position_offset, position_offset + T, device=input_ids.device)  # (T,)
+        if position_ids is None:
+            positions = torch.arange(position_offset, position_offset + T, device=input_ids.device)  # (T,)
+        else:
+            positions = position_ids  # (B, T)
         x = self.word_embeddings(input_ids)  # (B, T) -> (B, T, H)
         if self.token_type_embeddings is not None:
             segments = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
             x = x + self.token_type_embeddings(segments)  # (B, T, H)
-        x = x + self.position_embeddings(positions)  # (B, T, H) + (T, H) broadcasts over B
+        x = x + self.position_embeddings(positions)  # (B, T, H) + (T, H) or (B, T, H)
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return self.dropout(x)

@@ -101,6 +101,7 @@ class GPT(PreTrainedModel):
         use_cache: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        position_ids: Tensor | None = None,
     ) -> BaseModelOutput:
         """Validate the inputs, embed them and run the blocks and the final LayerNorm: states (B, T, H)."""
         check_inputs(
@@ -117,7 +118,7 @@ class GPT(PreTrainedModel):
                 f"{(B, past_len + T)}, got {tuple(attention_mask.shape)}"
             )
         attention_mask = padding_or_none(attention_mask)
-        x = self.embeddings(input_ids, position_offset=past_len)  # (B, T, H)
+        x = self.embeddings(input_ids, position_offset=past_len, position_ids=position_ids)  # (B, T, H)
         caches: list[KVCache] = []
         attentions: list[Tensor] = []
         hidden_states: list[Tensor] = [x]
@@ -154,6 +155,7 @@ class GPT(PreTrainedModel):
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        position_ids: Tensor | None = None,
     ) -> CausalLMOutput:
         """Next-token logits for every position.
 
@@ -165,12 +167,14 @@ class GPT(PreTrainedModel):
             past_key_values: the ``past_key_values`` of a previous call with ``use_cache=True``.
             use_cache: return keys and values so the next call need only feed the new tokens.
             output_attentions / output_hidden_states: also return per-layer weights / states.
+            position_ids: (B, T) positions of the new tokens; default ``T_past + 0..T-1``. A left-padded
+                row passes its own count of real tokens, as :meth:`generate` does.
 
         Returns:
             :class:`CausalLMOutput` with ``logits`` (B, T, V) and ``loss`` when labels are given.
         """
         states = self._transform(
-            input_ids, attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states
+            input_ids, attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states, position_ids
         )
         logits = self.lm_head(states.last_hidden_state)  # (B, T, H) -> (B, T, V)
         loss = None
@@ -196,6 +200,7 @@ class GPT(PreTrainedModel):
         do_sample: bool = False,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        attention_mask: Tensor | None = None,
     ) -> Tensor:
         """Continue each prompt by ``max_new_tokens`` tokens; returns (B, T + max_new_tokens).
 
@@ -203,15 +208,23 @@ class GPT(PreTrainedModel):
         softmax(logits / temperature), restricted to the ``top_k`` most likely tokens when given.
         With ``use_cache`` each step feeds only the newest token and reuses the keys and values of
         the earlier ones; the tokens are the same as recomputing the whole sequence every step.
+
+        Prompts of different lengths go in one batch **left-padded**, with ``attention_mask`` (B, T),
+        1 = token and 0 = padding, each row ``0 ... 0 1 ... 1``: every prompt then ends in the last
+        column, and its new tokens follow it directly. Positions count real tokens only
+        (``cumsum(attention_mask) - 1``) and padding is hidden from every query, so each row gets
+        the tokens it would get alone. The padding stays at the start of the returned rows.
         Call ``model.eval()`` first: in train mode dropout makes every step random.
         """
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+        if not (temperature > 0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
-        check_inputs(input_ids, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
+        check_inputs(input_ids, attention_mask, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
         if input_ids.shape[1] == 0:
             raise ValueError("input_ids must hold at least one prompt token per sequence")
         if input_ids.shape[1] + max_new_tokens > self.config.max_len:
@@ -219,11 +232,15 @@ class GPT(PreTrainedModel):
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
                 f"max_len={self.config.max_len}"
             )
+        mask = None if attention_mask is None else _left_padding_mask(attention_mask)  # (B, T) int64
         tokens = input_ids
         past: tuple[KVCache, ...] | None = None
         for _ in range(max_new_tokens):
             step_input = tokens if past is None else tokens[:, -1:]  # (B, T) first, then (B, 1)
-            out = self(step_input, past_key_values=past, use_cache=use_cache)
+            positions = None
+            if mask is not None:  # count real tokens only: (B, T_total) -> the step's columns
+                positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, -step_input.shape[1] :]
+            out = self(step_input, mask, past_key_values=past, use_cache=use_cache, position_ids=positions)
             past = out.past_key_values if use_cache else None
             logits = out.logits[:, -1, :]  # (B, V): the prediction for the next position
             if do_sample:
@@ -231,14 +248,32 @@ class GPT(PreTrainedModel):
             else:
                 next_token = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
             tokens = torch.cat([tokens, next_token], dim=1)  # (B, T) -> (B, T + 1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(next_token)], dim=1)  # the new token is real
         return tokens
 
     @staticmethod
     def _sample(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
         """Draw one token per row of (B, V) logits from softmax(logits / temperature), top-k filtered."""
-        logits = logits / temperature
+        # Shift by the row maximum first: a tiny temperature then gives -inf, never inf - inf = NaN.
+        logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature  # (B, V), max 0
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = torch.softmax(logits, dim=-1)  # (B, V)
         return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+
+
+def _left_padding_mask(attention_mask: Tensor) -> Tensor:
+    """Check a (B, T) prompt mask for :meth:`GPT.generate`: 0/1, left padding only, a token in every row."""
+    mask = attention_mask.long()
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+    if not bool((mask[:, 1:] >= mask[:, :-1]).all()):
+        raise ValueError(
+            "generate needs left padding: each attention_mask row must be 0 ... 0 1 ... 1, so every prompt "
+            "ends in the last column (pad on the left, as tokenizers do with padding_side='left')"
+        )
+    if not bool(mask[:, -1].all()):
+        raise ValueError("attention_mask has a row with no token: every prompt needs at least one")
+    return mask

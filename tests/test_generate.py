@@ -1,0 +1,123 @@
+"""GPT.generate on a left-padded batch: each row gets the tokens it gets alone, with and without the cache,
+greedy and sampled; positions count real tokens only; bad masks and temperatures are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bertcourse.gpt import GPT, GPTConfig
+
+V, PAD = 37, 0
+
+
+def tiny_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    config = GPTConfig(vocab_size=V, d_model=24, n_layers=2, n_heads=3, d_ff=40, max_len=24, dropout=0.0)
+    config.attention_dropout = 0.0
+    return GPT(config).eval()
+
+
+PROMPTS = [[5, 9, 2, 30, 11, 7], [12, 3], [8, 20, 4, 16]]  # lengths 6, 2, 4
+
+
+def left_padded(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(len(p) for p in prompts)
+    ids = torch.tensor([[PAD] * (T - len(p)) + p for p in prompts])  # (B, T)
+    mask = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])  # (B, T)
+    return ids, mask
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_left_padded_greedy_batch_equals_each_prompt_alone(use_cache: bool) -> None:
+    model = tiny_model()
+    ids, mask = left_padded(PROMPTS)
+    batch = model.generate(ids, 8, attention_mask=mask, use_cache=use_cache)
+    assert batch.shape == (3, ids.shape[1] + 8)
+    assert torch.equal(batch[:, : ids.shape[1]], ids)  # the padding stays at the start
+    for row, prompt in enumerate(PROMPTS):
+        alone = model.generate(torch.tensor([prompt]), 8, use_cache=use_cache)
+        assert torch.equal(batch[row, ids.shape[1] - len(prompt) :], alone[0]), f"prompt {row}"
+
+
+def test_left_padded_sampling_is_greedy_at_top_k_1_and_the_same_with_or_without_cache() -> None:
+    # One generator serves the whole batch, so rows cannot be compared with one-prompt runs draw for draw:
+    # top_k=1 sampling must equal greedy, and cached and recomputed sampling must agree under one seed.
+    model = tiny_model()
+    ids, mask = left_padded(PROMPTS)
+    greedy = model.generate(ids, 6, attention_mask=mask)
+    top1 = model.generate(
+        ids, 6, attention_mask=mask, do_sample=True, top_k=1, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(top1, greedy)
+    cached, recomputed = (
+        model.generate(
+            ids, 6, attention_mask=mask, do_sample=True, generator=torch.Generator().manual_seed(3), use_cache=c
+        )
+        for c in (True, False)
+    )
+    assert torch.equal(cached, recomputed)
+
+
+def test_left_padded_logits_equal_each_prompt_alone_at_every_step() -> None:
+    model = tiny_model()
+    ids, mask = left_padded(PROMPTS)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    logits = model(ids, attention_mask=mask, position_ids=positions).logits  # (B, T, V)
+    for row, prompt in enumerate(PROMPTS):
+        alone = model(torch.tensor([prompt])).logits[0]  # (T_row, V)
+        torch.testing.assert_close(logits[row, -len(prompt) :], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_without_position_ids_left_padding_shifts_the_positions() -> None:
+    # The reason generate passes position ids: counting from the pads gives other logits.
+    model = tiny_model()
+    ids, mask = left_padded(PROMPTS)
+    wrong = model(ids, attention_mask=mask).logits[1, -2:]
+    alone = model(torch.tensor([PROMPTS[1]])).logits[0]
+    assert not torch.allclose(wrong, alone, atol=1e-4)
+
+
+def test_an_all_ones_mask_changes_nothing() -> None:
+    model = tiny_model()
+    ids = torch.tensor([PROMPTS[0], PROMPTS[0][::-1]])
+    assert torch.equal(model.generate(ids, 5, attention_mask=torch.ones_like(ids)), model.generate(ids, 5))
+
+
+@pytest.mark.parametrize(
+    ("mask", "match"),
+    [
+        ([[1, 1, 0], [1, 1, 1]], "left padding"),
+        ([[0, 1, 1], [2, 1, 1]], "only 0"),
+        ([[0, 0, 0], [1, 1, 1]], "no token"),
+        ([[1, 1], [1, 1]], "shape of input_ids"),
+    ],
+)
+def test_bad_prompt_masks_are_refused(mask: list[list[int]], match: str) -> None:
+    model = tiny_model()
+    with pytest.raises(ValueError, match=match):
+        model.generate(torch.tensor([[1, 2, 3], [4, 5, 6]]), 2, attention_mask=torch.tensor(mask))
+
+
+def test_tiny_temperature_samples_the_argmax_instead_of_nan() -> None:
+    model = tiny_model()
+    ids = torch.tensor([PROMPTS[0]])
+    cold = model.generate(ids, 5, do_sample=True, temperature=1e-30, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(cold, model.generate(ids, 5))
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf"), "1", True])
+def test_bad_temperatures_are_refused(temperature: object) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        tiny_model().generate(torch.tensor([[1, 2]]), 2, do_sample=True, temperature=temperature)
+
+
+def test_position_ids_are_checked() -> None:
+    model = tiny_model()
+    ids = torch.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError, match="position_ids must have the shape"):
+        model(ids, position_ids=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"position_ids must lie in \[0, max_len=24\)"):
+        model(ids, position_ids=torch.tensor([[0, 1, 24]]))
+    with pytest.raises(ValueError, match="position_ids must be integers"):
+        model(ids, position_ids=torch.tensor([[0.0, 1.0, 2.0]]))
