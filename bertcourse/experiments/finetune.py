@@ -1,0 +1,114 @@
+"""Fine-tuning any of the three encoders on a toy task, with one head and one budget for all.
+
+Every model is put under the same head (``heads.SequenceClassifier`` with mean pooling, or
+``heads.TokenClassifier`` for part of speech) and trained with ``training.train`` for the same steps.
+GPT keeps its causal mask, as the BERT paper's left-to-right ablation does: its state at t has read
+tokens <= t only. Accuracy is reported overall and by the position of each item's deciding cue.
+
+Paper vs code: BERT feeds sentence pairs (NSP) with segment ids; here no model gets segment ids when
+fine-tuned, because GPT and ELMo have none: the [SEP] token marks the boundary for all three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from bertcourse.data.collators import ClassificationDataset, PadCollator, TokenClassificationDataset
+from bertcourse.data.toylang import TaskItem, ToyLanguage
+from bertcourse.elmo import ELMo
+from bertcourse.heads import SequenceClassifier, TokenClassifier
+from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.tokenizers import Tokenizer
+from bertcourse.training import train
+
+__all__ = ["finetune", "representation_size", "task_items"]
+
+
+def task_items(task: str, lang: ToyLanguage, n: int) -> list[TaskItem]:
+    """``n`` labelled items of ``task``: ``sentiment``, ``acceptability``, ``pos`` or ``nsp``."""
+    makers = {
+        "sentiment": lang.sentiment_task,
+        "acceptability": lang.acceptability_task,
+        "pos": lang.pos_task,
+        "nsp": lang.nsp_task,
+    }
+    if task not in makers:
+        raise ValueError(f"task must be one of {tuple(makers)}, got {task!r}")
+    return makers[task](n)
+
+
+def representation_size(model: nn.Module) -> int:
+    """Width H of ``model.encode``'s output: 2 d_model for ELMo (both directions), d_model otherwise."""
+    config = model.config
+    return 2 * config.d_model if isinstance(model, ELMo) else config.d_model
+
+
+def _features(task: str, items: Sequence[TaskItem], tokenizer: Tokenizer, max_length: int) -> list[dict[str, Any]]:
+    if task == "pos":
+        return TokenClassificationDataset.from_items(items, tokenizer, max_length).features
+    features = ClassificationDataset.from_items(items, tokenizer, max_length).features
+    return [{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features]  # no segment ids (see above)
+
+
+def finetune(
+    encoder: nn.Module,
+    task: str,
+    train_items: Sequence[TaskItem],
+    test_items: Sequence[TaskItem],
+    tokenizer: Tokenizer,
+    *,
+    num_labels: int,
+    steps: int,
+    lr: float,
+    batch_size: int = 32,
+    seed: int = 0,
+    max_length: int = 128,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Fine-tune ``encoder`` (modified in place) under a fresh head; return test accuracy and its split by cue.
+
+    Returns ``{"accuracy": float, "by_cue": {cue: float}}``. For ``pos`` the accuracy is the tag of each
+    item's ambiguous word (``item.target``), the only word whose tag needs its context; for the
+    sentence tasks it is the label of the item.
+    """
+    if not train_items or not test_items:
+        raise ValueError("train_items and test_items must not be empty")
+    hidden = representation_size(encoder)
+    torch.manual_seed(seed)  # the head's initialisation
+    if task == "pos":
+        model: nn.Module = TokenClassifier(encoder, hidden, num_labels)
+    else:
+        model = SequenceClassifier(encoder, hidden, num_labels, pooling="mean")
+    collate = PadCollator(tokenizer)
+    loader = DataLoader(
+        _features(task, train_items, tokenizer, max_length), batch_size, shuffle=True, collate_fn=collate
+    )
+    train(model, loader, max_steps=steps, lr=lr, seed=seed, progress=False, device=device)
+
+    test = _features(task, test_items, tokenizer, max_length)
+    correct: list[bool] = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(test), 128):
+            batch = {k: v.to(device) for k, v in collate(test[start : start + 128]).items()}
+            predictions = model(batch["input_ids"], batch["attention_mask"]).logits.argmax(-1)  # (B,) or (B, T)
+            labels = batch["labels"]
+            for b in range(len(labels)):
+                if task == "pos":  # the first sub-token of word `target` is the (target + 1)-th labelled one
+                    item = test_items[start + b]
+                    position = (labels[b] != IGNORE_INDEX).nonzero().flatten()[item.target]
+                    correct.append(bool(predictions[b, position] == labels[b, position]))
+                else:
+                    correct.append(bool(predictions[b] == labels[b]))
+    by_cue: dict[str, list[bool]] = {}
+    for item, ok in zip(test_items, correct, strict=True):
+        by_cue.setdefault(item.cue, []).append(ok)
+    return {
+        "accuracy": sum(correct) / len(correct),
+        "by_cue": {cue: sum(oks) / len(oks) for cue, oks in sorted(by_cue.items())},
+    }

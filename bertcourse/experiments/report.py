@@ -1,0 +1,225 @@
+"""Tables and figures of a head-to-head ``results.json``: Markdown for the README and issues, PNGs for the chapter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from bertcourse.data.toylang import CLOZE_CUES
+from bertcourse.plotting import PALETTE, use_style
+
+__all__ = [
+    "markdown",
+    "plot_cloze",
+    "plot_cost",
+    "plot_finetune",
+    "plot_gain",
+    "plot_influence",
+    "save_plots",
+]
+
+Results = Mapping[str, Any]
+NAMES = {"elmo": "ELMo", "gpt": "GPT", "bert": "BERT"}
+COLORS = {"elmo": PALETTE[2], "gpt": PALETTE[1], "bert": PALETTE[0]}
+
+
+def _cell(s: Mapping[str, Any]) -> str:
+    return f"{s['mean']:.2f} ± {s['std']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f}"
+
+
+def markdown(results: Results) -> str:
+    """The cloze, fine-tuning, pre-training-gain and cost tables (mean ± std over seeds)."""
+    models = results["models"]
+    names = [NAMES[m] for m in models]
+    seeds = results["seeds"]
+    lines = [
+        f"# ELMo vs GPT vs BERT: preset `{results['preset']}`, seeds {seeds}, device {results['device']}",
+        "",
+        f"Command: `{results['command']}`. Mean ± sample std over {len(seeds)} seed(s); accuracies.",
+        "",
+        "## Cloze by cue side",
+        "",
+        "| cue | chance | " + " | ".join(names) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for cue in CLOZE_CUES:
+        row = [_cell(m["cloze"][cue]) for m in models.values()]
+        lines.append(f"| {cue} | {results['chance']['cloze'][cue]:.2f} | " + " | ".join(row) + " |")
+    tasks = list(next(iter(models.values()))["finetune"])
+    lines += [
+        "",
+        "## Fine-tuning (from pre-trained weights)",
+        "",
+        "| task | cue | chance | " + " | ".join(names) + " |",
+    ]
+    lines.append("| --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
+    for task in tasks:
+        chance = f"{results['chance']['finetune'][task]:.2f}"
+        lines.append(
+            f"| {task} | all | {chance} | " + " | ".join(_cell(m["finetune"][task]) for m in models.values()) + " |"
+        )
+        for cue in next(iter(models.values()))["finetune"][task]["by_cue"]:
+            row = [_cell(m["finetune"][task]["by_cue"][cue]) for m in models.values()]
+            lines.append(f"| | {cue} | | " + " | ".join(row) + " |")
+    lines += ["", "## Pre-training gain (fine-tuned from pre-trained minus from random weights)", ""]
+    lines += ["| task | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]
+    for task in tasks:
+        cells = [
+            f"{_cell(m['finetune_random'][task])} → {_cell(m['finetune'][task])} ({_cell(m['pretraining_gain'][task])})"
+            for m in models.values()
+        ]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Cost",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "| --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    lines.append("| parameters | " + " | ".join(f"{m['parameters']:,}" for m in models.values()) + " |")
+    lines.append(
+        "| pre-training tokens | " + " | ".join(f"{m['pretrain']['tokens']:,}" for m in models.values()) + " |"
+    )
+    lines.append(
+        "| pre-training seconds | " + " | ".join(_cell(m["pretrain"]["seconds"]) for m in models.values()) + " |"
+    )
+    lines.append(
+        "| tokens / s | "
+        + " | ".join(f"{m['pretrain']['tokens_per_second']['mean']:,.0f}" for m in models.values())
+        + " |"
+    )
+    lengths = list(next(iter(models.values()))["forward_ms"])
+    for T in lengths:
+        lines.append(
+            f"| forward ms, T={T} | " + " | ".join(f"{m['forward_ms'][T]['mean']:.1f}" for m in models.values()) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _bars(ax: Any, groups: list[str], models: Results, values: Any, errors: Any) -> None:
+    width = 0.8 / len(models)
+    x = np.arange(len(groups))
+    for k, name in enumerate(models):
+        ax.bar(x + (k - (len(models) - 1) / 2) * width, values[name], width, yerr=errors[name], capsize=3,
+               label=NAMES[name], color=COLORS[name])  # fmt: skip
+    ax.set_xticks(x, groups)
+
+
+def plot_cloze(results: Results) -> Figure:
+    """Cloze accuracy by cue side, one bar per model with its std over seeds, and the chance line."""
+    use_style()
+    models = results["models"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
+    _bars(ax, list(CLOZE_CUES), models, {m: [v["cloze"][c]["mean"] for c in CLOZE_CUES] for m, v in models.items()},
+          {m: [v["cloze"][c]["std"] for c in CLOZE_CUES] for m, v in models.items()})  # fmt: skip
+    chance = [results["chance"]["cloze"][c] for c in CLOZE_CUES]
+    for i, c in enumerate(chance):
+        ax.hlines(c, i - 0.45, i + 0.45, colors="k", linestyles="dashed", label="chance" if i == 0 else None)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("where the deciding cue is")
+    ax.set_ylabel("cloze accuracy")
+    ax.set_title("Fill in the blank with each model's own LM head")
+    ax.legend(ncol=4, loc="lower left", fontsize=8)
+    return fig
+
+
+def plot_finetune(results: Results, key: str = "finetune") -> Figure:
+    """Fine-tuning accuracy per task (``key``: ``finetune`` or ``finetune_random``), with std over seeds."""
+    use_style()
+    models = results["models"]
+    tasks = list(next(iter(models.values()))[key])
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
+    _bars(ax, tasks, models, {m: [v[key][t]["mean"] for t in tasks] for m, v in models.items()},
+          {m: [v[key][t]["std"] for t in tasks] for m, v in models.items()})  # fmt: skip
+    for i, t in enumerate(tasks):
+        chance = results["chance"]["finetune"][t]
+        ax.hlines(chance, i - 0.45, i + 0.45, colors="k", linestyles="dashed", label="chance" if i == 0 else None)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Fine-tuned under one head, same steps" + (" (random init)" if key == "finetune_random" else ""))
+    ax.legend(ncol=4, loc="lower left", fontsize=8)
+    return fig
+
+
+def plot_gain(results: Results) -> Figure:
+    """What pre-training buys: fine-tuned accuracy from random weights (light) and from pre-trained ones."""
+    use_style()
+    models = results["models"]
+    tasks = list(next(iter(models.values()))["finetune"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(2.2 * len(tasks) + 0.6, 3.2), layout="constrained", squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for k, (name, m) in enumerate(models.items()):
+            low, high = m["finetune_random"][task], m["finetune"][task]
+            ax.bar(k - 0.18, low["mean"], 0.36, yerr=low["std"], color=COLORS[name], alpha=0.35, capsize=2)
+            ax.bar(k + 0.18, high["mean"], 0.36, yerr=high["std"], color=COLORS[name], capsize=2)
+        ax.axhline(results["chance"]["finetune"][task], color="k", linestyle="dashed", linewidth=1)
+        ax.set_xticks(range(len(models)), [NAMES[n] for n in models])
+        ax.set_ylim(0, 1.05)
+        ax.set_title(task)
+    axes[0][0].set_ylabel("accuracy: random init (light) vs pre-trained")
+    return fig
+
+
+def plot_influence(results: Results) -> Figure:
+    """The measured influence matrices, rows normalised to their maximum: ELMo's two directions, GPT, BERT."""
+    use_style()
+    panels = []
+    for name, m in results["models"].items():
+        parts = ("forward", "backward") if name == "elmo" else ("all",)
+        for part in parts:
+            title = NAMES[name] + (f" ({part} LM)" if part != "all" else "")
+            panels.append((title, m["influence"][part]))
+    T = len(panels[0][1]["tokens"])
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(0.33 * T * len(panels) + 1.2, 0.33 * T + 1.4), layout="constrained"
+    )
+    axes = np.atleast_1d(axes)
+    for ax, (title, record) in zip(axes, panels, strict=True):
+        matrix = np.asarray(record["matrix"])
+        matrix = matrix / np.maximum(matrix.max(axis=1, keepdims=True), 1e-30)  # each row on [0, 1]
+        image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(T), record["tokens"], rotation=90, fontsize=7)
+        ax.set_yticks(range(T), record["tokens"], fontsize=7)
+        ax.grid(False)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("input word j")
+    axes[0].set_ylabel("representation of word i")
+    fig.colorbar(image, ax=list(axes), shrink=0.6, label="||d h_i / d e_j|| / row max")
+    return fig
+
+
+def plot_cost(results: Results) -> Figure:
+    """Forward time against sequence length (log-log), one line per model."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
+    for name, m in results["models"].items():
+        lengths = [int(T) for T in m["forward_ms"]]
+        ax.errorbar(lengths, [m["forward_ms"][str(T)]["mean"] for T in lengths],
+                    yerr=[m["forward_ms"][str(T)]["std"] for T in lengths], marker="o", label=NAMES[name],
+                    color=COLORS[name], capsize=2)  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("forward ms (batch 8)")
+    ax.set_title(f"Cost on {results['device']}")
+    ax.legend()
+    return fig
+
+
+def save_plots(results: Results, out: str | Path) -> list[Path]:
+    """Write cloze.png, finetune.png, gain.png, influence.png and cost.png into ``out``; return the paths."""
+    out = Path(out)
+    paths = []
+    for name, make in (("cloze", plot_cloze), ("finetune", plot_finetune), ("gain", plot_gain),
+                       ("influence", plot_influence), ("cost", plot_cost)):  # fmt: skip
+        fig = make(results)
+        path = out / f"{name}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,119 @@
+"""Aggregate per-seed runs into ``results.json`` (schema in ``bertcourse.compare``) and check that schema."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bertcourse.data.toylang import CLOZE_CUES
+
+__all__ = ["aggregate", "stat", "validate_results"]
+
+
+def stat(values: Sequence[float]) -> dict[str, float | int]:
+    """``{"mean", "std", "n"}`` of ``values``: the sample standard deviation (n - 1), 0 for one value."""
+    if not values:
+        raise ValueError("values must not be empty")
+    values = [float(v) for v in values]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+
+
+def _stats_of(runs: Sequence[Mapping[str, Any]], path: Sequence[str]) -> dict[str, Any]:
+    """{key: stat over runs} for the dict of numbers found at ``path`` in each run."""
+
+    def at(run: Mapping[str, Any]) -> Mapping[str, Any]:
+        node: Any = run
+        for key in path:
+            node = node[key]
+        return node
+
+    keys = list(at(runs[0]))
+    return {k: stat([at(r)[k] for r in runs]) for k in keys}
+
+
+def _finetune(runs: Sequence[Mapping[str, Any]], key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for task in runs[0][key]:
+        out[task] = {
+            **stat([r[key][task]["accuracy"] for r in runs]),
+            "by_cue": _stats_of(runs, (key, task, "by_cue")),
+        }
+    return out
+
+
+def _mean_matrix(matrices: Sequence[Sequence[Sequence[float]]]) -> list[list[float]]:
+    n = len(matrices)
+    return [[sum(m[i][j] for m in matrices) / n for j in range(len(matrices[0][0]))] for i in range(len(matrices[0]))]
+
+
+def aggregate(runs: Mapping[str, Sequence[Mapping[str, Any]]], header: Mapping[str, Any]) -> dict[str, Any]:
+    """``results.json`` from ``runs[model]`` = that model's per-seed run records, plus ``header`` fields."""
+    models: dict[str, Any] = {}
+    for name, model_runs in runs.items():
+        if not model_runs:
+            continue
+        first = model_runs[0]
+        influence = {}
+        for part, record in first["influence"].items():
+            influence[part] = {
+                "tokens": record["tokens"],
+                "matrix": _mean_matrix([r["influence"][part]["matrix"] for r in model_runs]),
+                "left": stat([r["influence"][part]["left"] for r in model_runs]),
+                "right": stat([r["influence"][part]["right"] for r in model_runs]),
+            }
+        gains = {
+            task: stat([r["finetune"][task]["accuracy"] - r["finetune_random"][task]["accuracy"] for r in model_runs])
+            for task in first["finetune"]
+        }
+        models[name] = {
+            "parameters": first["parameters"],
+            "config": first["config"],
+            "seeds": [r["seed"] for r in model_runs],
+            "cloze": _stats_of(model_runs, ("cloze",)),
+            "finetune": _finetune(model_runs, "finetune"),
+            "finetune_random": _finetune(model_runs, "finetune_random"),
+            "pretraining_gain": gains,
+            "pretrain": {
+                "steps": first["pretrain"]["steps"],
+                "tokens": first["pretrain"]["tokens"],
+                **_stats_of(model_runs, ("pretrain", "measured")),
+            },
+            "forward_ms": _stats_of(model_runs, ("forward_ms",)),
+            "influence": influence,
+        }
+    return {**header, "models": models}
+
+
+def validate_results(results: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first field where ``results`` departs from the documented schema."""
+
+    def need(node: Any, key: str, where: str) -> Any:
+        if not isinstance(node, Mapping) or key not in node:
+            raise ValueError(f"results{where} lacks {key!r}")
+        return node[key]
+
+    def check_stat(node: Any, where: str) -> None:
+        for key, kind in (("mean", float), ("std", float), ("n", int)):
+            value = need(node, key, where)
+            if not isinstance(value, (int, float) if kind is float else int) or isinstance(value, bool):
+                raise ValueError(f"results{where}[{key!r}] must be a number, got {value!r}")
+
+    models = need(results, "models", "")
+    chance = need(need(results, "chance", ""), "cloze", "['chance']")
+    for cue in CLOZE_CUES:
+        if not isinstance(need(chance, cue, "['chance']['cloze']"), float):
+            raise ValueError(f"results['chance']['cloze'][{cue!r}] must be a float")
+    for name, model in models.items():
+        if name not in ("elmo", "gpt", "bert"):
+            raise ValueError(f"results['models'] has an unknown model {name!r}")
+        where = f"['models'][{name!r}]"
+        if not isinstance(need(model, "parameters", where), int):
+            raise ValueError(f"results{where}['parameters'] must be an int")
+        for cue in CLOZE_CUES:
+            check_stat(need(need(model, "cloze", where), cue, f"{where}['cloze']"), f"{where}['cloze'][{cue!r}]")
+        for task, entry in need(model, "finetune", where).items():
+            check_stat(entry, f"{where}['finetune'][{task!r}]")
+            for cue, by_cue in need(entry, "by_cue", f"{where}['finetune'][{task!r}]").items():
+                check_stat(by_cue, f"{where}['finetune'][{task!r}]['by_cue'][{cue!r}]")
