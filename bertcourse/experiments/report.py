@@ -14,6 +14,10 @@ from bertcourse.data.toylang import CLOZE_CUES
 from bertcourse.plotting import PALETTE, use_style
 
 __all__ = [
+    "cloze_table",
+    "cost_table",
+    "finetune_table",
+    "gain_table",
     "markdown",
     "plot_cloze",
     "plot_cost",
@@ -32,73 +36,83 @@ def _cell(s: Mapping[str, Any]) -> str:
     return f"{s['mean']:.2f} ± {s['std']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f}"
 
 
-def markdown(results: Results) -> str:
-    """The cloze, fine-tuning, pre-training-gain and cost tables (mean ± std over seeds)."""
-    models = results["models"]
-    names = [NAMES[m] for m in models]
-    seeds = results["seeds"]
-    lines = [
-        f"# ELMo vs GPT vs BERT: preset `{results['preset']}`, seeds {seeds}, device {results['device']}",
-        "",
-        f"Command: `{results['command']}`. Mean ± sample std over {len(seeds)} seed(s); accuracies.",
-        "",
-        "## Cloze by cue side",
-        "",
-        "| cue | chance | " + " | ".join(names) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
-    ]
+def _header(results: Results, first: str) -> list[str]:
+    names = [NAMES[m] for m in results["models"]]
+    return [f"| {first} | " + " | ".join(names) + " |", "| --- " * (first.count("|") + 1) + "| --- " * len(names) + "|"]
+
+
+def cloze_table(results: Results) -> str:
+    """Markdown: cloze accuracy per cue side, chance first."""
+    models = results["models"].values()
+    lines = _header(results, "cue | chance")
     for cue in CLOZE_CUES:
-        row = [_cell(m["cloze"][cue]) for m in models.values()]
+        row = [_cell(m["cloze"][cue]) for m in models]
         lines.append(f"| {cue} | {results['chance']['cloze'][cue]:.2f} | " + " | ".join(row) + " |")
-    tasks = list(next(iter(models.values()))["finetune"])
-    lines += [
-        "",
-        "## Fine-tuning (from pre-trained weights)",
-        "",
-        "| task | cue | chance | " + " | ".join(names) + " |",
-    ]
-    lines.append("| --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
-    for task in tasks:
+    return "\n".join(lines) + "\n"
+
+
+def finetune_table(results: Results, key: str = "finetune") -> str:
+    """Markdown: fine-tuned accuracy per task, overall (``all``) and by cue; ``key`` may be ``finetune_random``."""
+    models = list(results["models"].values())
+    lines = _header(results, "task | cue | chance")
+    for task in models[0][key]:
         chance = f"{results['chance']['finetune'][task]:.2f}"
-        lines.append(
-            f"| {task} | all | {chance} | " + " | ".join(_cell(m["finetune"][task]) for m in models.values()) + " |"
-        )
-        for cue in next(iter(models.values()))["finetune"][task]["by_cue"]:
-            row = [_cell(m["finetune"][task]["by_cue"][cue]) for m in models.values()]
-            lines.append(f"| | {cue} | | " + " | ".join(row) + " |")
-    lines += ["", "## Pre-training gain (fine-tuned from pre-trained minus from random weights)", ""]
-    lines += ["| task | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]
-    for task in tasks:
+        lines.append(f"| {task} | all | {chance} | " + " | ".join(_cell(m[key][task]) for m in models) + " |")
+        for cue in models[0][key][task]["by_cue"]:
+            lines.append(f"| | {cue} | | " + " | ".join(_cell(m[key][task]["by_cue"][cue]) for m in models) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def gain_table(results: Results) -> str:
+    """Markdown: per task, accuracy from random weights -> from pre-trained weights (the gain)."""
+    models = list(results["models"].values())
+    lines = _header(results, "task")
+    for task in models[0]["finetune"]:
         cells = [
             f"{_cell(m['finetune_random'][task])} → {_cell(m['finetune'][task])} ({_cell(m['pretraining_gain'][task])})"
-            for m in models.values()
+            for m in models
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Cost",
-        "",
-        "| | " + " | ".join(names) + " |",
-        "| --- | " + " | ".join("---" for _ in names) + " |",
-    ]
-    lines.append("| parameters | " + " | ".join(f"{m['parameters']:,}" for m in models.values()) + " |")
-    lines.append(
-        "| pre-training tokens | " + " | ".join(f"{m['pretrain']['tokens']:,}" for m in models.values()) + " |"
-    )
-    lines.append(
-        "| pre-training seconds | " + " | ".join(_cell(m["pretrain"]["seconds"]) for m in models.values()) + " |"
-    )
-    lines.append(
-        "| tokens / s | "
-        + " | ".join(f"{m['pretrain']['tokens_per_second']['mean']:,.0f}" for m in models.values())
-        + " |"
-    )
-    lengths = list(next(iter(models.values()))["forward_ms"])
-    for T in lengths:
-        lines.append(
-            f"| forward ms, T={T} | " + " | ".join(f"{m['forward_ms'][T]['mean']:.1f}" for m in models.values()) + " |"
-        )
     return "\n".join(lines) + "\n"
+
+
+def cost_table(results: Results) -> str:
+    """Markdown: parameters, pre-training tokens, seconds and tokens/s, forward time per length."""
+    models = list(results["models"].values())
+    lines = _header(results, "")
+    lines.append("| parameters | " + " | ".join(f"{m['parameters']:,}" for m in models) + " |")
+    lines.append("| pre-training tokens | " + " | ".join(f"{m['pretrain']['tokens']:,}" for m in models) + " |")
+    lines.append("| pre-training seconds | " + " | ".join(_cell(m["pretrain"]["seconds"]) for m in models) + " |")
+    rates = [f"{m['pretrain']['tokens_per_second']['mean']:,.0f}" for m in models]
+    lines.append("| tokens / s | " + " | ".join(rates) + " |")
+    for T in models[0]["forward_ms"]:
+        lines.append(f"| forward ms, T={T} | " + " | ".join(f"{m['forward_ms'][T]['mean']:.1f}" for m in models) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(results: Results) -> str:
+    """The whole report: cloze, fine-tuning, pre-training-gain and cost tables (mean ± std over seeds)."""
+    seeds = results["seeds"]
+    return "\n".join(
+        [
+            f"# ELMo vs GPT vs BERT: preset `{results['preset']}`, seeds {seeds}, device {results['device']}",
+            "",
+            f"Command: `{results['command']}`. Mean ± sample std over {len(seeds)} seed(s); accuracies.",
+            "",
+            "## Cloze by cue side",
+            "",
+            cloze_table(results),
+            "## Fine-tuning (from pre-trained weights)",
+            "",
+            finetune_table(results),
+            "## Pre-training gain: from random weights → from pre-trained weights (difference)",
+            "",
+            gain_table(results),
+            "## Cost",
+            "",
+            cost_table(results),
+        ]
+    )
 
 
 def _bars(ax: Any, groups: list[str], models: Results, values: Any, errors: Any) -> None:
