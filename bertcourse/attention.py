@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bertcourse.validation import check_attention_inputs, check_int, check_multi_head_inputs, check_probability
+
 Backend = Literal["auto", "math", "torch"]
 KVCache = tuple[Tensor, Tensor]
 """Keys and values of the positions seen so far, each (B, h, T_past, d)."""
@@ -76,59 +78,6 @@ def padding_or_none(attention_mask: Tensor | None) -> Tensor | None:
     return attention_mask
 
 
-def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None) -> torch.Size | None:
-    """Validate shapes, dtypes and devices; return the common batch shape if q, k, v need broadcasting."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() < 2:
-            raise ValueError(f"{name} must have shape (..., L, d), got {tuple(t.shape)}")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if not q.is_floating_point():
-        raise ValueError(f"q, k and v must be floating-point tensors, got dtype {q.dtype}")
-    if not (q.device == k.device == v.device):
-        raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
-    qs, ks, vs = q.shape, k.shape, v.shape
-    if qs[-1] != ks[-1]:
-        raise ValueError(f"q and k must have the same head size d_k, got q {tuple(qs)} and k {tuple(ks)}")
-    if ks[-2] != vs[-2]:
-        raise ValueError(f"k and v must have the same length L_k, got k {tuple(ks)} and v {tuple(vs)}")
-    batch = qs[:-2]
-    expand = None if batch == ks[:-2] == vs[:-2] else _broadcast_batch(q, k, v)
-    if attn_mask is not None:
-        _check_mask(attn_mask, q, k, batch if expand is None else expand)
-    return expand
-
-
-def _broadcast_batch(q: Tensor, k: Tensor, v: Tensor) -> torch.Size:
-    """The batch shape that q, k and v broadcast to."""
-    try:
-        return torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"batch dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
-        ) from None
-
-
-def _check_mask(attn_mask: Tensor, q: Tensor, k: Tensor, batch: torch.Size) -> None:
-    """The mask is boolean, on q's device, and broadcasts to (..., L_q, L_k)."""
-    if not isinstance(attn_mask, Tensor) or attn_mask.dtype != torch.bool:
-        got = attn_mask.dtype if isinstance(attn_mask, Tensor) else type(attn_mask).__name__
-        raise ValueError(f"attn_mask must be a boolean tensor (True = may attend), got {got}")
-    if attn_mask.device != q.device:
-        raise ValueError(f"attn_mask is on {attn_mask.device} but q is on {q.device}")
-    target = (*batch, q.shape[-2], k.shape[-2])
-    try:
-        broadcast = torch.broadcast_shapes(attn_mask.shape, target)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != torch.Size(target):
-        raise ValueError(
-            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (..., L_q, L_k) = {target}"
-        )
-
-
 def _expand(q: Tensor, k: Tensor, v: Tensor, batch: torch.Size | None) -> tuple[Tensor, Tensor, Tensor]:
     """Expand q, k, v to one batch shape when they differ (the fused kernel does not broadcast them all)."""
     if batch is None:
@@ -167,9 +116,7 @@ def scaled_dot_product_attention(
         raise ValueError(f"backend must be 'auto', 'math' or 'torch', got {backend!r}")
     if backend == "torch" and return_weights:
         raise ValueError("backend='torch' (the fused kernel) cannot return weights; use backend='math' or 'auto'")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
-    expand = _check_inputs(q, k, v, attn_mask)
+    expand = check_attention_inputs(q, k, v, attn_mask, scale, dropout_p)  # ValueError naming the argument
     L_q, L_k = q.shape[-2], k.shape[-2]
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
@@ -230,8 +177,13 @@ class MultiHeadAttention(nn.Module):
         self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, backend: Backend = "auto"
     ) -> None:
         super().__init__()
+        check_int(d_model, "d_model", minimum=1)
+        check_int(n_heads, "n_heads", minimum=1)
         if d_model % n_heads != 0:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        check_probability(dropout, "dropout")
+        if backend not in ("auto", "math", "torch"):
+            raise ValueError(f"backend must be 'auto', 'math' or 'torch', got {backend!r}")
         self.d_model = d_model
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
@@ -266,8 +218,9 @@ class MultiHeadAttention(nn.Module):
             use_cache: return keys and values (past + new) for the next decoding step.
             need_weights: also return the attention weights (uses the math path).
         """
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must be (B, L, d_model={self.d_model}), got {tuple(x.shape)}")
+        check_multi_head_inputs(
+            x, context, attention_mask, is_causal, past_key_value, self.n_heads, self.in_proj.weight
+        )
         W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
         b_q, b_kv = (
             (None, None) if self.in_proj.bias is None else self.in_proj.bias.split([self.d_model, 2 * self.d_model])
@@ -275,12 +228,6 @@ class MultiHeadAttention(nn.Module):
         if context is None:
             q, k, v = self.in_proj(x).split(self.d_model, dim=-1)  # (B, L, 3H) -> 3 x (B, L, H)
         else:
-            if is_causal:
-                raise ValueError("is_causal applies to self-attention; cross-attention takes attn_mask instead")
-            if context.dim() != 3 or context.shape[0] != x.shape[0] or context.shape[-1] != self.d_model:
-                raise ValueError(
-                    f"context must be (B={x.shape[0]}, L_k, d_model={self.d_model}), got {tuple(context.shape)}"
-                )
             q = F.linear(x, W_q, b_q)
             k, v = F.linear(context, W_kv, b_kv).split(self.d_model, dim=-1)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # each (B, h, T, d)
@@ -292,10 +239,6 @@ class MultiHeadAttention(nn.Module):
 
         mask = attn_mask
         if attention_mask is not None:
-            if attention_mask.shape != (x.shape[0], k.shape[2]):
-                raise ValueError(
-                    f"attention_mask must be (B, L_k) = {(x.shape[0], k.shape[2])}, got {tuple(attention_mask.shape)}"
-                )
             keys = padding_mask(attention_mask)  # (B, 1, 1, L_k)
             mask = keys if mask is None else mask & keys
         dropout_p = self.dropout if self.training else 0.0

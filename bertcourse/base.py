@@ -12,53 +12,54 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-__all__ = ["CheckpointError", "PreTrainedModel", "check_inputs"]
+from bertcourse.validation import check_config_class, check_inputs  # check_inputs: re-exported
+
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CheckpointError",
+    "PreTrainedModel",
+    "check_inputs",
+    "read_json",
+    "read_safetensors",
+]
 
 M = TypeVar("M", bound="PreTrainedModel")
-CONFIG_NAME = "config.json"
+CONFIG_NAME = "config.json"  # the file names of a checkpoint folder, course or Hugging Face: defined once, here
 WEIGHTS_NAME = "model.safetensors"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the model: names the missing, unexpected or mis-shaped keys."""
+    """A checkpoint cannot be loaded: names the file that is unreadable, or the missing, unexpected or
+    mis-shaped keys."""
 
 
-def check_inputs(
-    input_ids: Tensor,
-    attention_mask: Tensor | None = None,
-    *,
-    vocab_size: int,
-    max_len: int | None = None,
-    token_type_ids: Tensor | None = None,
-    type_vocab_size: int | None = None,
-) -> None:
-    """Raise ``ValueError`` naming the argument when model inputs are malformed.
+def read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON object (``config.json``, a shard index); ``CheckpointError`` naming the file
+    when it is not valid JSON or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}): the file is damaged or not a checkpoint's") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
-    ``input_ids`` must be (B, T) integers in [0, vocab_size), T <= max_len; ``attention_mask`` and
-    ``token_type_ids`` must have the same (B, T) shape, with token types in [0, type_vocab_size).
-    """
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must be a (B, T) tensor, got {got}")
-    if input_ids.is_floating_point() or input_ids.dtype == torch.bool:
-        raise ValueError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
-    if input_ids.numel() > 0:
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= vocab_size:
-            raise ValueError(f"input_ids must lie in [0, vocab_size={vocab_size}), got values in [{lo}, {hi}]")
-    if max_len is not None and input_ids.shape[1] > max_len:
-        raise ValueError(f"input_ids has length {input_ids.shape[1]} > max_len={max_len}")
-    for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-        if t is not None and (not isinstance(t, Tensor) or t.shape != input_ids.shape):
-            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
-    if token_type_ids is not None and type_vocab_size is not None and token_type_ids.numel() > 0:
-        lo, hi = int(token_type_ids.min()), int(token_type_ids.max())
-        if lo < 0 or hi >= type_vocab_size:
-            raise ValueError(f"token_type_ids must lie in [0, type_vocab_size={type_vocab_size}), got [{lo}, {hi}]")
+
+def read_safetensors(path: Path, device: str = "cpu") -> dict[str, Tensor]:
+    """The tensors of a safetensors file; ``CheckpointError`` naming the file when it is empty,
+    truncated or corrupt (safetensors' own error names neither)."""
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        size = path.stat().st_size if path.exists() else 0
+        raise CheckpointError(f"{path} is not a readable safetensors file ({size} bytes): {err}") from None
 
 
 class PreTrainedModel(nn.Module):
@@ -70,6 +71,12 @@ class PreTrainedModel(nn.Module):
 
     config_class: ClassVar[type]
     config: Any
+
+    @classmethod
+    def checked_config(cls, config: Any) -> Any:
+        """``config``, if it is a ``config_class``; a ``TypeError`` naming both otherwise (a dict, say)."""
+        check_config_class(config, cls.config_class, cls.__name__)
+        return config
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters, each tied tensor counted once."""
@@ -110,7 +117,7 @@ class PreTrainedModel(nn.Module):
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found: is {directory} a course checkpoint?")
-        fields = json.loads(config_path.read_text())
+        fields = read_json(config_path)
         model_type = fields.pop("model_type", cls.__name__)
         if model_type != cls.__name__ and not _compatible(model_type, cls):
             raise CheckpointError(f"checkpoint holds a {model_type}, not a {cls.__name__}")
@@ -118,8 +125,14 @@ class PreTrainedModel(nn.Module):
         unknown = sorted(set(fields) - known)
         if unknown:
             raise CheckpointError(f"config.json has fields {cls.config_class.__name__} does not know: {unknown}")
-        model = cls(cls.config_class(**fields))
-        state = load_file(str(weights_path), device=str(map_location))
+        try:
+            config = cls.config_class(**fields)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"{config_path} does not describe a valid {cls.config_class.__name__}: {err}"
+            ) from None
+        model = cls(config)
+        state = read_safetensors(weights_path, device=str(map_location))
         model.load_state_dict_checked(state)
         return model.to(map_location)
 

@@ -66,15 +66,14 @@ class BertConfig:
     layer_norm_eps: float = 1e-12  # LayerNorm epsilon; BERT-base: 1e-12
     activation: Activation = "gelu"  # FFN and MLM-transform non-linearity; BERT-base: exact (erf) GELU
     pad_token_id: int = 0  # id of [PAD], whose embedding starts at zero; BERT-base uncased: 0
-    num_labels: int = 2  # classes of the fine-tuning heads; task-specific (2 for SST-2, 3 for MNLI)
+    num_labels: int = 2  # classes of the fine-tuning heads (2 for SST-2, 3 for MNLI); 1 = regression (STS-B)
 
     def __post_init__(self) -> None:
         check_transformer_config(self)
         for field in ("type_vocab_size", "num_labels"):
             value = getattr(self, field)
-            minimum = 2 if field == "num_labels" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"BertConfig.{field} must be an integer >= {minimum}, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"BertConfig.{field} must be an integer >= 1, got {value!r}")
         pad = self.pad_token_id
         if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < self.vocab_size:
             raise ValueError(f"BertConfig.pad_token_id must lie in [0, vocab_size={self.vocab_size}), got {pad!r}")
@@ -93,7 +92,7 @@ class BertModel(PreTrainedModel):
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.embeddings = Embeddings(
             config.vocab_size,
             config.d_model,
@@ -198,7 +197,7 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.mlm_head = MaskedLMHead(config, self.bert.embeddings.word_embeddings)
 
@@ -229,7 +228,7 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.bert = BertModel(config)
         self.mlm_head = MaskedLMHead(config, self.bert.embeddings.word_embeddings)
         self.nsp_head = nn.Linear(config.d_model, 2)  # logits of (B follows A, B is random)
@@ -269,12 +268,15 @@ class BertForPreTraining(BertPreTrainedModel):
 class BertForSequenceClassification(BertPreTrainedModel):
     """One label per sequence: logits = Dropout(pooled [CLS]) W_c + b_c, (B, num_labels).
 
+    With ``num_labels=1`` it is a regression head, as in Hugging Face: ``labels`` are (B,) floats and the
+    loss is the mean squared error.
+
     Extra state-dict keys: ``classifier.weight`` (num_labels, H) and ``classifier.bias``.
     """
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.d_model, config.num_labels)
@@ -289,11 +291,23 @@ class BertForSequenceClassification(BertPreTrainedModel):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> SequenceClassifierOutput:
-        """Class logits (B, C); ``loss`` is the cross-entropy against ``labels`` (B,) (-100 ignored)."""
+        """Class logits (B, C); ``loss`` is the cross-entropy against ``labels`` (B,) (-100 ignored), or with
+        one label the mean squared error against float ``labels`` (B,)."""
         out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, H) -> (B, C)
         loss = None
-        if labels is not None:
+        if labels is not None and self.config.num_labels == 1:
+            if (
+                not isinstance(labels, Tensor)
+                or not labels.is_floating_point()
+                or labels.shape != (input_ids.shape[0],)
+            ):
+                got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
+                raise ValueError(
+                    f"labels of a 1-label (regression) head must be (B={input_ids.shape[0]},) floats, got {got}"
+                )
+            loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))  # (B, 1) -> (B,)
+        elif labels is not None:
             check_labels(labels, "labels", (input_ids.shape[0],), self.config.num_labels)
             loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
         return SequenceClassifierOutput(logits, loss, out.hidden_states, out.attentions)
@@ -307,7 +321,7 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.d_model, config.num_labels)

@@ -31,6 +31,7 @@ from bertcourse.lstm import LSTM, reverse_padded
 from bertcourse.objectives import IGNORE_INDEX, backward_lm_loss, causal_lm_loss
 from bertcourse.outputs import check_labels
 from bertcourse.scalar_mix import ScalarMix
+from bertcourse.validation import check_parameter_budget
 
 __all__ = ["ELMo", "ELMoConfig", "ELMoOutput"]
 
@@ -58,6 +59,9 @@ class ELMoConfig:
             raise ValueError(f"{name}.dropout must be a probability in [0, 1), got {self.dropout!r}")
         if not isinstance(self.fused, bool):
             raise ValueError(f"{name}.fused must be a bool, got {self.fused!r}")
+        V, D, C = self.vocab_size, self.d_model, self.d_hidden
+        per_layer = 2 * (4 * C * (2 * D) + C * D)  # both directions: gates on [x; h] and the projection
+        check_parameter_budget(name, 2 * V * D + self.n_layers * per_layer, "vocab_size, d_model, d_hidden, n_layers")
 
 
 @dataclass
@@ -92,7 +96,7 @@ class ELMo(PreTrainedModel):
 
     def __init__(self, config: ELMoConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.d_model)
         self.forward_lstms = nn.ModuleList(self._lstm() for _ in range(config.n_layers))
         self.backward_lstms = nn.ModuleList(self._lstm() for _ in range(config.n_layers))

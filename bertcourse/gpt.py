@@ -67,7 +67,7 @@ class GPT(PreTrainedModel):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = self.checked_config(config)
         self.embeddings = Embeddings(config.vocab_size, config.d_model, config.max_len, dropout=config.dropout)
         self.blocks = transformer_stack(config, norm_first=True)  # GPT-2: pre-LN
         self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)

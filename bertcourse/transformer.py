@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from bertcourse.attention import KVCache, MultiHeadAttention, MultiHeadAttentionOutput
 from bertcourse.feedforward import ACTIVATIONS, Activation, FeedForward
+from bertcourse.validation import check_int, check_parameter_budget, check_positive, check_probability
 
 __all__ = [
     "TransformerBlock",
@@ -144,22 +145,23 @@ def transformer_stack(config: Any, norm_first: bool) -> nn.ModuleList:
 
 
 def check_transformer_config(config: Any) -> None:
-    """Raise ``ValueError`` naming the field when a GPT/BERT config holds an impossible value."""
+    """Raise ``ValueError`` naming the field when a GPT/BERT config holds an impossible value, or one whose
+    parameter count (computed, nothing allocated) is absurd."""
     name = type(config).__name__
     for field in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len"):
-        value = getattr(config, field)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}.{field} must be a positive integer, got {value!r}")
+        check_int(getattr(config, field), f"{name}.{field}", minimum=1)
     if config.d_model % config.n_heads != 0:
         raise ValueError(f"{name}.d_model={config.d_model} must be divisible by {name}.n_heads={config.n_heads}")
     for field in ("dropout", "attention_dropout"):
-        value = getattr(config, field)
-        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise ValueError(f"{name}.{field} must be a probability in [0, 1), got {value!r}")
-    if not isinstance(config.layer_norm_eps, (int, float)) or not config.layer_norm_eps > 0:
-        raise ValueError(f"{name}.layer_norm_eps must be > 0, got {config.layer_norm_eps!r}")
+        check_probability(getattr(config, field), f"{name}.{field}")
+    check_positive(config.layer_norm_eps, f"{name}.layer_norm_eps")
     if config.activation not in ACTIVATIONS:
         raise ValueError(f"{name}.activation must be one of {ACTIVATIONS}, got {config.activation!r}")
+    H, L = config.d_model, config.n_layers
+    per_block = 4 * H * H + 2 * H * config.d_ff  # W^Q, W^K, W^V, W^O and the two FFN maps, biases aside
+    check_parameter_budget(
+        name, (config.vocab_size + config.max_len) * H + L * per_block, "vocab_size, d_model, n_layers, d_ff, max_len"
+    )
 
 
 def init_weights_(module: nn.Module, std: float = 0.02) -> None:

@@ -333,7 +333,7 @@ def test_bad_classification_labels_raise_value_error():
         ("activation", "swish"),
         ("type_vocab_size", 0),
         ("pad_token_id", V),
-        ("num_labels", 1),
+        ("num_labels", 0),
     ],
 )
 def test_bad_config_raises_value_error_naming_the_field(field, value):

@@ -1,0 +1,346 @@
+"""Clear errors everywhere: each bad input to a public entry point raises ValueError/TypeError (or the
+package's CheckpointError) naming the argument, field or file, instead of a deep torch error or a
+silent NaN. One test per case of issue 12's list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertcourse.attention import MultiHeadAttention, scaled_dot_product_attention
+from bertcourse.base import CheckpointError
+from bertcourse.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
+from bertcourse.elmo import ELMo, ELMoConfig
+from bertcourse.gpt import GPT, GPTConfig
+from bertcourse.pretrained import bert_from_hf, gpt_from_hf
+from bertcourse.tokenizers import WordPieceTokenizer
+
+V = 23
+
+
+def gpt() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12, dropout=0.0)).eval()
+
+
+def bert() -> BertModel:
+    torch.manual_seed(0)
+    return BertModel(BertConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12)).eval()
+
+
+def elmo() -> ELMo:
+    torch.manual_seed(0)
+    return ELMo(ELMoConfig(vocab_size=V, d_model=8, d_hidden=12, n_layers=1, dropout=0.0)).eval()
+
+
+MODELS = {"gpt": gpt, "bert": bert, "elmo": elmo}
+IDS = torch.tensor([[1, 2, 3], [4, 5, 6]])
+
+
+# ---- scaled_dot_product_attention ------------------------------------------------------------------
+
+
+def qkv(d_k: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.randn(2, 3, d_k), torch.randn(2, 5, d_k), torch.randn(2, 5, 6)
+
+
+@pytest.mark.parametrize("backend", ["math", "torch"])
+def test_sdpa_head_size_zero(backend: str) -> None:
+    with pytest.raises(ValueError, match="d_k >= 1"):
+        scaled_dot_product_attention(*qkv(0), backend=backend)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), "0.5", True])
+def test_sdpa_non_finite_or_non_number_scale(scale: object) -> None:
+    with pytest.raises(ValueError, match="scale"):
+        scaled_dot_product_attention(*qkv(), scale=scale)
+
+
+def test_sdpa_list_mask() -> None:
+    with pytest.raises(ValueError, match="attn_mask must be a boolean tensor"):
+        scaled_dot_product_attention(*qkv(), attn_mask=[[True] * 5] * 3)
+
+
+@pytest.mark.parametrize("p", [1.5, -0.1, float("nan"), "0.1"])
+def test_sdpa_bad_dropout(p: object) -> None:
+    with pytest.raises(ValueError, match="dropout_p"):
+        scaled_dot_product_attention(*qkv(), dropout_p=p)
+
+
+# ---- MultiHeadAttention ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((16, 0), {}, "n_heads must be a positive integer"),
+        ((16, -2), {}, "n_heads must be a positive integer"),
+        ((-16, 4), {}, "d_model must be a positive integer"),
+        ((16.0, 4), {}, "d_model must be an integer"),
+        ((16, 4.0), {}, "n_heads must be an integer"),
+        ((16, 3), {}, "divisible"),
+        ((16, 4), {"dropout": 1.5}, "dropout must be a probability"),
+        ((16, 4), {"backend": "flash"}, "backend must be"),
+    ],
+)
+def test_multi_head_attention_bad_sizes(args: tuple, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MultiHeadAttention(*args, **kwargs)
+
+
+def test_multi_head_attention_dtype_mismatch_names_both_dtypes() -> None:
+    with pytest.raises(ValueError, match=r"x has dtype torch.float64 but the weights are torch.float32"):
+        MultiHeadAttention(16, 4)(torch.randn(2, 3, 16, dtype=torch.float64))
+
+
+def test_multi_head_attention_list_masks() -> None:
+    mha, x = MultiHeadAttention(16, 4), torch.randn(2, 3, 16)
+    with pytest.raises(ValueError, match="attention_mask must be"):
+        mha(x, attention_mask=[[1, 1, 1], [1, 1, 0]])
+    with pytest.raises(ValueError, match="attn_mask must be a boolean tensor"):
+        mha(x, attn_mask=[[True] * 3] * 3)
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        (torch.randn(2, 4, 5, 4),),  # one tensor, not a pair
+        (torch.randn(2, 4, 5, 4), torch.randn(2, 4, 5)),  # a 3-D value
+        (torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)),  # wrong number of heads
+        (torch.randn(3, 4, 5, 4), torch.randn(3, 4, 5, 4)),  # wrong batch
+        (torch.randn(2, 4, 5, 4), torch.randn(2, 4, 6, 4)),  # key and value lengths differ
+        (torch.randn(2, 4, 5, 4, dtype=torch.float64), torch.randn(2, 4, 5, 4, dtype=torch.float64)),
+    ],
+)
+def test_multi_head_attention_wrong_cache(cache: tuple) -> None:
+    with pytest.raises(ValueError, match="past_key_value"):
+        MultiHeadAttention(16, 4)(torch.randn(2, 1, 16), past_key_value=cache)
+
+
+# ---- the three models --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int8])
+def test_models_refuse_small_integer_ids(name: str, dtype: torch.dtype) -> None:
+    with pytest.raises(ValueError, match="input_ids must be integer token ids"):
+        MODELS[name]()(IDS.to(dtype))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_models_accept_int32_ids_like_int64(name: str) -> None:
+    model = MODELS[name]()
+    out32, out64 = model.encode(IDS.int()), model.encode(IDS)
+    torch.testing.assert_close(out32, out64, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_models_refuse_empty_sequences(name: str) -> None:
+    with pytest.raises(ValueError, match="at least one token"):
+        MODELS[name]()(torch.zeros(2, 0, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(
+    ("mask", "match"),
+    [
+        (torch.tensor([[1, 1, 2], [1, 1, 1]]), "only 0"),
+        (torch.tensor([[1, 1, -1], [1, 1, 1]]), "only 0"),
+        (torch.tensor([[1.0, 1.0, 0.5], [1.0, 1.0, 1.0]]), "0/1 integers or booleans"),
+        ([[1, 1, 1], [1, 1, 0]], "attention_mask must have the shape"),
+    ],
+)
+def test_models_refuse_masks_other_than_0_and_1(name: str, mask: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MODELS[name]()(IDS, attention_mask=mask)
+
+
+def test_bert_refuses_float_token_type_ids() -> None:
+    with pytest.raises(ValueError, match="token_type_ids must be integer segment ids"):
+        bert()(IDS, token_type_ids=torch.zeros(2, 3))
+
+
+def test_gpt_loss_for_one_token_with_labels_is_a_documented_zero_not_nan() -> None:
+    model = gpt()
+    ids = torch.tensor([[3], [4]])
+    loss = model(ids, labels=ids).loss  # T = 1: no next token to predict
+    assert torch.equal(loss, torch.tensor(0.0))
+
+
+def test_all_ignored_labels_give_zero_loss_not_nan() -> None:
+    torch.manual_seed(0)
+    mlm = BertForMaskedLM(BertConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12))
+    loss = mlm(IDS, labels=torch.full_like(IDS, -100)).loss
+    assert torch.equal(loss, torch.tensor(0.0))
+    assert torch.equal(gpt()(IDS, labels=torch.full_like(IDS, -100)).loss, torch.tensor(0.0))
+
+
+@pytest.mark.parametrize(
+    ("make", "fields", "match"),
+    [
+        (GPTConfig, dict(vocab_size=10**6, d_model=10**5), "GPTConfig would have"),
+        (BertConfig, dict(vocab_size=50, d_model=2**16, d_ff=2**20, n_layers=100), "BertConfig would have"),
+        (ELMoConfig, dict(vocab_size=10**7, d_model=1024, d_hidden=4096), "ELMoConfig would have"),
+    ],
+)
+def test_absurd_config_sizes_are_refused_before_any_allocation(make: type, fields: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make(**fields)
+
+
+@pytest.mark.parametrize(
+    ("model", "config_class"), [(GPT, "GPTConfig"), (BertModel, "BertConfig"), (ELMo, "ELMoConfig")]
+)
+def test_a_dict_config_is_a_type_error_saying_what_to_build(model: type, config_class: str) -> None:
+    with pytest.raises(TypeError, match=rf"needs a {config_class}, got dict; build one with {config_class}\(\*\*"):
+        model({"vocab_size": V})
+
+
+def test_bert_heads_check_their_config_too() -> None:
+    with pytest.raises(TypeError, match="BertForSequenceClassification needs a BertConfig"):
+        BertForSequenceClassification(GPTConfig(vocab_size=V))
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    gpt().save_pretrained(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda p: p.write_bytes(b""), "model.safetensors is not a readable safetensors file"),
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), "model.safetensors is not a readable safetensors file"),
+        (lambda p: p.write_bytes(b"\x00" * 64 + p.read_bytes()[64:]), "model.safetensors is not a readable"),
+    ],
+    ids=["empty", "truncated", "corrupt"],
+)
+def test_damaged_safetensors_is_a_checkpoint_error_naming_the_file(saved: Path, damage, match: str) -> None:
+    damage(saved / "model.safetensors")
+    with pytest.raises(CheckpointError, match=match):
+        GPT.from_pretrained(saved)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("{not json", "config.json is not valid JSON"),
+        ("", "config.json is not valid JSON"),
+        ("[1, 2]", "config.json must hold a JSON object"),
+        ('{"model_type": "GPT", "vocab_size": "many"}', "config.json does not describe a valid GPTConfig"),
+        ('{"model_type": "GPT"}', "config.json does not describe a valid GPTConfig"),
+    ],
+)
+def test_invalid_config_json_is_a_checkpoint_error_naming_the_file(saved: Path, text: str, match: str) -> None:
+    (saved / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match=match):
+        GPT.from_pretrained(saved)
+
+
+def test_binary_config_json_is_a_checkpoint_error(saved: Path) -> None:
+    (saved / "config.json").write_bytes(bytes(range(256)))
+    with pytest.raises(CheckpointError, match=r"config\.json is not valid JSON"):
+        GPT.from_pretrained(saved)
+
+
+# ---- Hugging Face checkpoints --------------------------------------------------------------------------
+
+try:
+    import transformers
+except ImportError:  # a dev dependency; the rest of this file runs without it
+    transformers = None
+needs_hf = pytest.mark.skipif(transformers is None, reason="needs transformers")
+
+
+def hf_bert(**overrides: object):
+    torch.manual_seed(0)
+    fields = dict(vocab_size=V, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24)
+    fields.update(max_position_embeddings=12, attn_implementation="eager", **overrides)
+    return transformers.BertConfig(**fields)
+
+
+@needs_hf
+@pytest.mark.parametrize("key", ["vocab_size", "hidden_size", "num_hidden_layers", "max_position_embeddings"])
+@needs_hf
+def test_bert_from_hf_missing_config_key_is_named(tmp_path: Path, key: str) -> None:
+    transformers.BertModel(hf_bert()).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config[key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=rf"lacks \['{key}'\]"):
+        bert_from_hf(tmp_path)
+
+
+@needs_hf
+def test_gpt_from_hf_missing_config_key_is_named() -> None:
+    config = transformers.GPT2Config(vocab_size=V, n_embd=16, n_layer=1, n_head=2, n_positions=12).to_dict()
+    del config["n_head"]
+    with pytest.raises(CheckpointError, match=r"lacks \['n_head'\]"):
+        gpt_from_hf({}, config=config)
+
+
+@needs_hf
+@pytest.mark.parametrize(
+    ("index", "match"),
+    [
+        ("{broken", "model.safetensors.index.json is not valid JSON"),
+        ('{"metadata": {}}', "must map tensor names to shard files under 'weight_map'"),
+        ('{"weight_map": {"embeddings.word_embeddings.weight": 3}}', "under 'weight_map'"),
+        ('{"weight_map": {"embeddings.word_embeddings.weight": "missing.safetensors"}}', "names shard 'missing"),
+        ('{"weight_map": {"embeddings.word_embeddings.weight": "../x.safetensors"}}', r"names shard '\.\./x"),
+    ],
+)
+def test_malformed_shard_index_is_a_checkpoint_error(tmp_path: Path, index: str, match: str) -> None:
+    transformers.BertModel(hf_bert()).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    (tmp_path / "model.safetensors.index.json").write_text(index)
+    with pytest.raises(CheckpointError, match=match):
+        bert_from_hf(tmp_path)
+
+
+@needs_hf
+def test_hf_one_label_regression_checkpoint_loads_as_a_regression_head() -> None:
+    hf = transformers.BertForSequenceClassification(hf_bert(num_labels=1)).eval()
+    ours = bert_from_hf(hf)
+    assert isinstance(ours, BertForSequenceClassification) and ours.config.num_labels == 1
+    ids, targets = torch.tensor([[2, 5, 7, 1], [3, 3, 9, 4]]), torch.tensor([0.5, -1.25])
+    with torch.no_grad():
+        expected, got = hf(ids, labels=targets), ours(ids, labels=targets)
+    torch.testing.assert_close(got.logits, expected.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.loss, expected.loss, rtol=1e-5, atol=1e-5)  # mean squared error, as HF
+    with pytest.raises(ValueError, match=r"1-label \(regression\) head must be \(B=2,\) floats"):
+        ours(ids, labels=torch.tensor([0, 1]))
+
+
+@needs_hf
+def test_hf_multi_label_checkpoint_is_refused_saying_why() -> None:
+    config = hf_bert(num_labels=3, problem_type="multi_label_classification")
+    with pytest.raises(CheckpointError, match="multi_label_classification"):
+        bert_from_hf(transformers.BertForSequenceClassification(config))
+
+
+# ---- tokenizers ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (bytes(range(256)), "is not a UTF-8 text vocab.txt"),
+        (b"[PAD]\n\x00\x00\n", "holds NUL bytes"),
+        (b"", r"is not a usable vocab.txt: .*missing \['\[PAD\]'"),
+    ],
+    ids=["binary", "nul-bytes", "empty"],
+)
+def test_from_vocab_file_on_a_binary_or_empty_file_names_the_file(tmp_path: Path, content: bytes, match: str) -> None:
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match) as info:
+        WordPieceTokenizer.from_vocab_file(path)
+    assert str(path) in str(info.value)
