@@ -25,7 +25,7 @@ from bertcourse.attention import padding_or_none
 from bertcourse.base import PreTrainedModel, check_inputs
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation, gelu
-from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss
+from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss, token_cross_entropy
 from bertcourse.outputs import (
     BertForPreTrainingOutput,
     BertModelOutput,
@@ -342,6 +342,5 @@ class BertForTokenClassification(BertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, "labels", tuple(input_ids.shape), self.config.num_labels)
-            flat_logits = logits.flatten(0, 1)  # (B, T, C) -> (B * T, C)
-            loss = F.cross_entropy(flat_logits, labels.flatten(), ignore_index=IGNORE_INDEX)
+            loss = token_cross_entropy(logits, labels)  # (B, T, C) vs (B, T), -100 ignored
         return TokenClassifierOutput(logits, loss, out.hidden_states, out.attentions)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.objectives import IGNORE_INDEX, token_cross_entropy
 from bertcourse.outputs import SequenceClassifierOutput, TokenClassifierOutput, check_labels
 
 __all__ = ["SequenceClassifier", "TokenClassifier", "mean_pool", "pool"]
@@ -153,5 +153,5 @@ class TokenClassifier(_Head):
         loss = None
         if labels is not None:
             check_labels(labels, "labels", tuple(input_ids.shape), self.num_labels)
-            loss = F.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+            loss = token_cross_entropy(logits, labels)  # (B, T, C) vs (B, T), -100 ignored
         return TokenClassifierOutput(logits, loss)

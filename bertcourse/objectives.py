@@ -23,14 +23,16 @@ __all__ = [
     "mask_tokens",
     "masked_lm_loss",
     "next_sentence_pairs",
+    "token_cross_entropy",
 ]
 
 IGNORE_INDEX = -100
 Reduction = Literal["mean", "sum"]
 
 
-def masked_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
-    """Cross-entropy of (B, T, V) logits against (B, T) labels at the same positions (BERT's MLM).
+def token_cross_entropy(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Per-token cross-entropy of (B, T, C) logits against (B, T) labels at the same positions, -100 ignored:
+    the one implementation behind every token-level loss (the three LM losses, token classification).
 
     ``reduction="mean"`` averages over the counted targets (label != -100); ``"sum"`` adds them up, for
     callers that divide by a count of their own (``bertcourse.pretrain`` divides by the count over all
@@ -51,14 +53,20 @@ def masked_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean"
     return total / count.clamp(min=1)  # no targets: 0 / 1 = 0 (with zero gradient), not 0 / 0 = NaN
 
 
+def masked_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """BERT's masked-LM loss: :func:`token_cross_entropy` of (B, T, V) logits against (B, T) labels that hold
+    the original id at masked positions and -100 elsewhere."""
+    return token_cross_entropy(logits, labels, reduction)
+
+
 def causal_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Left-to-right LM loss: position t predicts label t+1 (labels are the unshifted input ids)."""
-    return masked_lm_loss(logits[:, :-1], labels[:, 1:], reduction)  # (B, T-1, V) vs (B, T-1)
+    return token_cross_entropy(logits[:, :-1], labels[:, 1:], reduction)  # (B, T-1, V) vs (B, T-1)
 
 
 def backward_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Right-to-left LM loss: position t predicts label t-1 (ELMo's backward direction)."""
-    return masked_lm_loss(logits[:, 1:], labels[:, :-1], reduction)  # (B, T-1, V) vs (B, T-1)
+    return token_cross_entropy(logits[:, 1:], labels[:, :-1], reduction)  # (B, T-1, V) vs (B, T-1)
 
 
 def mask_tokens(
@@ -102,8 +110,9 @@ def mask_tokens(
         at_least_one: choose one token in each sequence that has an eligible token but none chosen.
 
     Returns:
-        (masked_input_ids, labels), both shaped like ``input_ids``: labels hold the original id at
-        chosen positions and -100 everywhere else.
+        (masked_input_ids, labels), both shaped like ``input_ids``; masked_input_ids keeps its dtype,
+        labels are int64 (so -100 fits whatever the ids' dtype) and hold the original id at chosen
+        positions and -100 everywhere else.
     """
     _check_mask_tokens_args(input_ids, vocab_size, mask_token_id, special_token_ids, attention_mask, mlm_probability)
     device = generator.device if generator is not None else input_ids.device
@@ -128,7 +137,7 @@ def mask_tokens(
     masked = input_ids.clone()
     masked[to_mask] = mask_token_id
     masked[to_random] = allowed[draws[to_random]].to(input_ids.dtype)
-    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    labels = torch.where(chosen, input_ids.long(), IGNORE_INDEX)  # int64: -100 would wrap to 156 in uint8
     return masked, labels
 
 

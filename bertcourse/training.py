@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from bertcourse.device import get_device, seed_everything
 from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.validation import check_int, check_positive
 
 __all__ = ["History", "NonFiniteLossError", "evaluate", "lr_lambda", "param_groups", "train"]
 
@@ -148,7 +149,7 @@ def evaluate(
     shifted inside the model. The model is put in eval mode and its previous mode restored.
     Returns ``{"loss": ...}`` plus ``"accuracy"`` when computed.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = resolve_device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.eval()
     total_loss, n_sequences, correct, counted = 0.0, 0, 0, 0
@@ -176,6 +177,46 @@ def evaluate(
     if counted:
         result["accuracy"] = correct / counted
     return result
+
+
+def _check_train_args(
+    max_steps: Any,
+    lr: Any,
+    weight_decay: Any,
+    warmup_steps: Any,
+    max_grad_norm: Any,
+    eval_every: Any,
+    seed: Any,
+) -> None:
+    """ValueError naming the hyper-parameter of :func:`train` that is not a number it can use (NaN included)."""
+    check_int(max_steps, "max_steps", minimum=1)
+    check_positive(lr, "lr")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if warmup_steps is not None:
+        check_int(warmup_steps, "warmup_steps", minimum=0)
+    if max_grad_norm is not None:
+        check_positive(max_grad_norm, "max_grad_norm")
+    if eval_every is not None:
+        check_int(eval_every, "eval_every", minimum=1)
+    check_int(seed, "seed")
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine; ValueError naming it otherwise."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index or 0) >= count:
+            raise ValueError(f"device {device!r} does not exist here: {count} CUDA device(s) available")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} does not exist here: MPS is not available")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    return resolved
 
 
 def _cycle(loader: Iterable[Batch]) -> Iterator[Batch]:
@@ -229,22 +270,15 @@ def train(
         NonFiniteLossError: the loss is NaN or infinite; the message names the step and the cause it finds
             (a batch without targets, non-finite inputs, diverged weights, or else the learning rate).
     """
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if lr <= 0 or weight_decay < 0:
-        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
-    if max_grad_norm is not None and max_grad_norm <= 0:
-        raise ValueError(f"max_grad_norm must be > 0 or None, got {max_grad_norm}")
+    _check_train_args(max_steps, lr, weight_decay, warmup_steps, max_grad_norm, eval_every, seed)
     if checkpoint_dir is not None and not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"checkpoint_dir needs a model with save_pretrained; {type(model).__name__} has none")
     warmup_steps = max_steps // 10 if warmup_steps is None else warmup_steps
     eval_every = max(1, max_steps // 10) if eval_every is None else eval_every
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     multiplier = lr_lambda(warmup_steps, max_steps, schedule)
 
     seed_everything(seed)
-    device = torch.device(device) if device is not None else get_device()
+    device = resolve_device(device) if device is not None else get_device()
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
@@ -255,7 +289,13 @@ def train(
         for step in bar:
             batch = _to(next(batches), device)
             with _autocast(device):
-                loss = model(**batch).loss
+                output = model(**batch)
+            if not hasattr(output, "loss"):
+                raise ValueError(
+                    f"{type(model).__name__} returned a {type(output).__name__} without .loss: train needs "
+                    "a model whose forward(**batch) returns an object with .loss (a course model)"
+                )
+            loss = output.loss
             if loss is None:
                 raise ValueError("model returned no loss: does the batch have 'labels'?")
             if not torch.isfinite(loss):

@@ -15,8 +15,10 @@ from bertcourse.base import CheckpointError
 from bertcourse.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from bertcourse.elmo import ELMo, ELMoConfig
 from bertcourse.gpt import GPT, GPTConfig
+from bertcourse.objectives import mask_tokens, token_cross_entropy
 from bertcourse.pretrained import bert_from_hf, gpt_from_hf
 from bertcourse.tokenizers import WordPieceTokenizer
+from bertcourse.training import train
 
 V = 23
 
@@ -344,3 +346,71 @@ def test_from_vocab_file_on_a_binary_or_empty_file_names_the_file(tmp_path: Path
     with pytest.raises(ValueError, match=match) as info:
         WordPieceTokenizer.from_vocab_file(path)
     assert str(path) in str(info.value)
+
+
+# ---- objectives and training ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.int64])
+def test_mask_tokens_labels_are_int64_with_minus_100_whatever_the_ids_dtype(dtype: torch.dtype) -> None:
+    ids = torch.randint(5, V, (4, 50), generator=torch.Generator().manual_seed(0)).to(dtype)
+    masked, labels = mask_tokens(ids, vocab_size=V, mask_token_id=4, generator=torch.Generator().manual_seed(1))
+    assert labels.dtype == torch.int64 and masked.dtype == dtype
+    chosen = labels != -100
+    assert 0 < int(chosen.sum()) < ids.numel()  # some positions chosen, the rest are exactly -100 (not 156)
+    assert torch.equal(labels[chosen], ids.long()[chosen])
+
+
+def test_token_classification_losses_share_one_cross_entropy() -> None:
+    logits, labels = torch.randn(2, 5, 3), torch.tensor([[0, 2, -100, 1, 1], [-100, -100, 2, 0, 1]])
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    torch.testing.assert_close(token_cross_entropy(logits, labels), expected)
+    assert torch.equal(token_cross_entropy(logits, torch.full_like(labels, -100)), torch.tensor(0.0))
+
+
+def tiny_loader() -> list[dict[str, torch.Tensor]]:
+    return [{"input_ids": IDS, "labels": IDS}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(max_steps=2.5), "max_steps must be an integer"),
+        (dict(max_steps="10"), "max_steps must be an integer"),
+        (dict(max_steps=0), "max_steps must be a positive integer"),
+        (dict(max_steps=2, lr=float("nan")), "lr must be a finite number > 0"),
+        (dict(max_steps=2, lr=float("inf")), "lr must be a finite number > 0"),
+        (dict(max_steps=2, weight_decay=float("nan")), "weight_decay must be a finite number >= 0"),
+        (dict(max_steps=2, max_grad_norm=float("nan")), "max_grad_norm must be a finite number > 0"),
+        (dict(max_steps=2, warmup_steps=1.5), "warmup_steps must be an integer"),
+        (dict(max_steps=2, eval_every=0), "eval_every must be a positive integer"),
+        (dict(max_steps=2, device="gpu"), "device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
+        (dict(max_steps=2, device="cuda:7"), "device 'cuda:7' does not exist here"),
+    ],
+)
+def test_train_refuses_bad_hyper_parameters_naming_them(kwargs: dict, match: str) -> None:
+    if "cuda:7" in str(kwargs.get("device")) and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    with pytest.raises(ValueError, match=match):
+        train(gpt(), tiny_loader(), progress=False, **kwargs)
+
+
+def test_train_refuses_list_batches() -> None:
+    with pytest.raises(ValueError, match="batches must be dicts of tensors"):
+        train(gpt(), [[IDS, IDS]], max_steps=1, device="cpu", progress=False)
+
+
+class NoLoss(torch.nn.Module):
+    """An encoder: its forward returns a tensor, not an output with .loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(V, 4)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(input_ids)
+
+
+def test_train_refuses_a_model_without_loss() -> None:
+    with pytest.raises(ValueError, match=r"NoLoss returned a Tensor without \.loss"):
+        train(NoLoss(), [{"input_ids": IDS}], max_steps=1, device="cpu", progress=False)
