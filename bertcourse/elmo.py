@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from bertcourse.base import PreTrainedModel, check_inputs
 from bertcourse.lstm import LSTM, reverse_padded
 from bertcourse.objectives import IGNORE_INDEX, backward_lm_loss, causal_lm_loss
-from bertcourse.outputs import check_labels
+from bertcourse.outputs import ELMoOutput, check_labels  # ELMoOutput: re-exported, it lived here
 from bertcourse.scalar_mix import ScalarMix
 from bertcourse.validation import check_parameter_budget
 
@@ -62,26 +62,6 @@ class ELMoConfig:
         V, D, C = self.vocab_size, self.d_model, self.d_hidden
         per_layer = 2 * (4 * C * (2 * D) + C * D)  # both directions: gates on [x; h] and the projection
         check_parameter_budget(name, 2 * V * D + self.n_layers * per_layer, "vocab_size, d_model, d_hidden, n_layers")
-
-
-@dataclass
-class ELMoOutput:
-    """Both LMs' logits (B, T, V), their losses when labels were given, and the layer stack.
-
-    ``forward_logits[:, t]`` predicts token t+1 from tokens <= t; ``backward_logits[:, t]`` predicts
-    token t-1 from tokens >= t; ``logits`` is ``forward_logits``. ``forward_loss`` and ``backward_loss``
-    are each direction's mean cross-entropy over its counted targets, ``loss`` their mean.
-    ``hidden_states`` holds n_layers + 1 tensors (B, T, 2 d_model): [x; x], then each layer's
-    [forward; backward] states.
-    """
-
-    logits: Tensor
-    forward_logits: Tensor
-    backward_logits: Tensor
-    loss: Tensor | None = None
-    hidden_states: tuple[Tensor, ...] | None = None
-    forward_loss: Tensor | None = None
-    backward_loss: Tensor | None = None
 
 
 class ELMo(PreTrainedModel):

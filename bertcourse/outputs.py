@@ -22,6 +22,7 @@ __all__ = [
     "BertForPreTrainingOutput",
     "BertModelOutput",
     "CausalLMOutput",
+    "ELMoOutput",
     "MaskedLMOutput",
     "SequenceClassifierOutput",
     "TokenClassifierOutput",
@@ -48,6 +49,26 @@ class CausalLMOutput:
     past_key_values: tuple[KVCache, ...] | None = None
     hidden_states: tuple[Tensor, ...] | None = None
     attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class ELMoOutput:
+    """Both LMs' logits (B, T, V), their losses when labels were given, and the layer stack.
+
+    ``forward_logits[:, t]`` predicts token t+1 from tokens <= t; ``backward_logits[:, t]`` predicts
+    token t-1 from tokens >= t; ``logits`` is ``forward_logits``. ``forward_loss`` and ``backward_loss``
+    are each direction's mean cross-entropy over its counted targets, ``loss`` their mean.
+    ``hidden_states`` holds n_layers + 1 tensors (B, T, 2 d_model): [x; x], then each layer's
+    [forward; backward] states.
+    """
+
+    logits: Tensor
+    forward_logits: Tensor
+    backward_logits: Tensor
+    loss: Tensor | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    forward_loss: Tensor | None = None
+    backward_loss: Tensor | None = None
 
 
 @dataclass

@@ -237,7 +237,7 @@ def _fold_tied(state: Mapping[str, Tensor], tied: Mapping[str, str]) -> dict[str
     return state
 
 
-def _expand(table: Mapping[str, str], n_layers: int) -> dict[str, str]:
+def _layer_names(table: Mapping[str, str], n_layers: int) -> dict[str, str]:
     """Instantiate the ``{i}`` rows of a name table for layers 0..n_layers-1, keeping table order."""
     out: dict[str, str] = {}
     for i in range(n_layers):
@@ -346,7 +346,7 @@ def gpt_from_hf(obj: Any, config: Any = None) -> GPT:
     state, hf_config = _read_checkpoint(obj, config)
     course_config = gpt_config_from_hf(hf_config)
     state = _fold_tied(_drop_buffers(_strip_prefix(state, "transformer."), GPT2_BUFFERS), GPT2_TIED)
-    names = _expand(HF_GPT2_TO_COURSE, course_config.n_layers)
+    names = _layer_names(HF_GPT2_TO_COURSE, course_config.n_layers)
     model = GPT(course_config)
     model.load_state_dict_checked(_rename(state, names, GPT2_TRANSPOSED))
     return model.eval()
@@ -444,7 +444,7 @@ def bert_from_hf(obj: Any, config: Any = None) -> BertLike:
     state = _legacy_layer_norm_names(_strip_prefix(state, "bert."))  # heads keep the encoder under "bert."
     state = _fold_tied(_drop_buffers(state, BERT_BUFFERS), BERT_TIED)
     model = _bert_head(state, course_config)
-    encoder = _expand(HF_BERT_TO_COURSE, course_config.n_layers)
+    encoder = _layer_names(HF_BERT_TO_COURSE, course_config.n_layers)
     encoder_model = model if isinstance(model, BertModel) else model.bert
     if encoder_model.pooler is not None:
         encoder.update(HF_BERT_POOLER)

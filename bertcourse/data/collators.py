@@ -18,7 +18,7 @@ batches cost less. Padding is on the right; ``attention_mask`` is 1 on tokens an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from bertcourse.data.toylang import TaskItem
 from bertcourse.objectives import IGNORE_INDEX, mask_tokens, next_sentence_pairs
+from bertcourse.tokenizers import Tokenizer  # the base of CharTokenizer and WordPieceTokenizer
 
 __all__ = [
     "ClassificationDataset",
@@ -39,29 +40,6 @@ __all__ = [
 ]
 
 Feature = dict[str, Any]
-
-
-class Tokenizer(Protocol):
-    """What the datasets and collators use of a course tokenizer (``bertcourse.tokenizers``)."""
-
-    pad_token_id: int
-    cls_token_id: int
-    sep_token_id: int
-    mask_token_id: int
-    vocab_size: int
-    special_token_ids: Sequence[int]
-
-    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True) -> list[int]: ...
-
-    def __call__(
-        self,
-        texts: str,
-        text_pair: str | None = None,
-        padding: bool = True,
-        truncation: bool = True,
-        max_length: int | None = None,
-        return_tensors: None = None,
-    ) -> dict[str, list[list[int]]]: ...
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], value: int) -> Tensor:
