@@ -21,7 +21,7 @@ NB ?=
 GRADE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: lab test grade lint exercises bench clean
+.PHONY: lab test grade lint exercises bench compare clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
@@ -51,6 +51,13 @@ exercises: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/attention.py
+
+# make compare [PRESET=tiny|course|full SEEDS=N]: chapter 08's head-to-head experiment; the course preset with
+# 3 seeds is what notebooks/results/compare-course holds (a rerun resumes from the runs it finds there).
+PRESET ?= course
+SEEDS ?= 3
+compare: $(BIN)/.installed
+	$(BIN)/python -m bertcourse.compare --preset $(PRESET) --seeds $(SEEDS) --out notebooks/results/compare-$(PRESET)
 
 clean:
 	rm -rf $(VENV)

@@ -37,7 +37,8 @@ sample standard deviation, 0 for one seed; accuracies in [0, 1]; cue in ``left``
                                "left": stat, "right": stat}}   # part "all"; ELMo also "forward", "backward"
         }
       },
-      "chance": {"cloze": {cue: float}, "finetune": {task: float}},   # majority-class share of the test items
+      "chance": {"cloze": {cue: float}, "finetune": {task: float},    # majority-class share of the test items
+                 "finetune_by_cue": {task: {cue: float}}},
       "items": {"cloze": {cue: int}, "finetune": {task: {"train": int, "test": int}}}
     }
 
@@ -218,11 +219,17 @@ def _chance(sets: EvaluationSets) -> dict[str, Any]:
     for cue in CLOZE_CUES:
         answers = Counter(item.candidates.index(item.answer) for item in sets.cloze if item.cue == cue)
         cloze[cue] = max(answers.values()) / sum(answers.values())
-    finetune_chance = {}
+
+    def majority(items: Sequence[TaskItem], task: str) -> float:
+        labels = Counter(it.label[it.target] if task == "pos" else it.label for it in items)
+        return max(labels.values()) / sum(labels.values())
+
+    finetune_chance, by_cue = {}, {}
     for task, (_, test_items) in sets.tasks.items():
-        labels = Counter(it.label[it.target] if task == "pos" else it.label for it in test_items)
-        finetune_chance[task] = max(labels.values()) / sum(labels.values())
-    return {"cloze": cloze, "finetune": finetune_chance}
+        finetune_chance[task] = majority(test_items, task)
+        cues = sorted({it.cue for it in test_items})
+        by_cue[task] = {cue: majority([it for it in test_items if it.cue == cue], task) for cue in cues}
+    return {"cloze": cloze, "finetune": finetune_chance, "finetune_by_cue": by_cue}
 
 
 def run(

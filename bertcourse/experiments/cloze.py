@@ -32,7 +32,8 @@ def encode_cloze(
 ) -> tuple[list[list[int]], list[int], list[list[int]]]:
     """Token ids "[CLS] words [SEP]" of each item, the blank's token position, and the candidates' ids.
 
-    Raises ``ValueError`` when a candidate or the blanked word is not a single token of ``tokenizer``.
+    Raises ``ValueError`` when a candidate or the blanked word is not a single token of ``tokenizer``
+    (or is ``[UNK]``).
     """
     ids, positions, candidates = [], [], []
     for n, item in enumerate(items):
@@ -46,8 +47,8 @@ def encode_cloze(
             sequence += pieces
         ids.append([*sequence, tokenizer.sep_token_id])
         candidate_ids = [tokenizer.encode(c, add_special_tokens=False) for c in item.candidates]
-        if any(len(c) != 1 for c in candidate_ids):
-            raise ValueError(f"items[{n}]: every candidate of {item.candidates} must be one token of the tokenizer")
+        if any(len(c) != 1 or c[0] == tokenizer.unk_token_id for c in candidate_ids):
+            raise ValueError(f"items[{n}]: every candidate of {item.candidates} must be one known token")
         candidates.append([c[0] for c in candidate_ids])
     return ids, positions, candidates
 

@@ -90,9 +90,9 @@ PRESETS: dict[str, Preset] = {
     "course": Preset(
         name="course", n_docs=800, lexicon=4, p_indefinite=0.5, p_coordination=0.3, vocab_size=320,
         d_model=64, n_layers=2, n_heads=2, d_ff=256, max_len=128, dropout=0.1,
-        pretrain_steps=1200, batch_size=32, lr=2e-3, mlm_probability=0.4,
+        pretrain_steps=1000, batch_size=32, lr=3e-3, mlm_probability=0.4,
         cloze_items=200, tasks=TASKS, finetune_train=256, finetune_test=300,
-        finetune_steps=100, finetune_lr=1e-3, finetune_batch_size=32, cost_lengths=(16, 32, 64, 128),
+        finetune_steps=50, finetune_lr=1e-3, finetune_batch_size=32, cost_lengths=(16, 32, 64, 128),
     ),
     "full": Preset(
         name="full", n_docs=20000, lexicon=None, p_indefinite=0.5, p_coordination=0.3, vocab_size=1024,
