@@ -25,7 +25,8 @@ from bertcourse.attention import padding_or_none
 from bertcourse.base import PreTrainedModel, check_inputs
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation, gelu
-from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss, token_cross_entropy
+from bertcourse.heads import classify
+from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss
 from bertcourse.outputs import (
     BertForPreTrainingOutput,
     BertModelOutput,
@@ -34,7 +35,7 @@ from bertcourse.outputs import (
     TokenClassifierOutput,
     check_labels,
 )
-from bertcourse.transformer import check_transformer_config, init_weights_, transformer_stack
+from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
 
 __all__ = [
     "BertConfig",
@@ -51,7 +52,7 @@ INIT_STD = 0.02  # BERT's initializer_range
 
 
 @dataclass
-class BertConfig:
+class BertConfig(TransformerConfig):
     """Hyper-parameters of the BERT models. Defaults are CPU-sized; comments give BERT-base (110M)."""
 
     vocab_size: int  # number of token ids V; BERT-base uncased: 30522 WordPiece tokens
@@ -65,11 +66,14 @@ class BertConfig:
     attention_dropout: float = 0.1  # dropout on the attention weights; BERT-base: 0.1
     layer_norm_eps: float = 1e-12  # LayerNorm epsilon; BERT-base: 1e-12
     activation: Activation = "gelu"  # FFN and MLM-transform non-linearity; BERT-base: exact (erf) GELU
+    bias: bool = True  # biases in every linear map and LayerNorm; BERT: True (False is refused)
     pad_token_id: int = 0  # id of [PAD], whose embedding starts at zero; BERT-base uncased: 0
     num_labels: int = 2  # classes of the fine-tuning heads (2 for SST-2, 3 for MNLI); 1 = regression (STS-B)
 
     def __post_init__(self) -> None:
-        check_transformer_config(self)
+        super().__post_init__()
+        if self.bias is not True:
+            raise ValueError(f"BertConfig.bias must be True (every BERT layer has biases), got {self.bias!r}")
         for field in ("type_vocab_size", "num_labels"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -132,21 +136,16 @@ class BertModel(PreTrainedModel):
         )
         attention_mask = padding_or_none(attention_mask)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        hidden_states: list[Tensor] = [x]
-        attentions: list[Tensor] = []
-        for block in self.blocks:
-            out = block(x, attention_mask=attention_mask, need_weights=output_attentions)
-            x = out.hidden
-            hidden_states.append(x)
-            if out.weights is not None:
-                attentions.append(out.weights)
-        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, H) from [CLS]
-        return BertModelOutput(
-            last_hidden_state=x,
-            pooler_output=pooled,
-            hidden_states=tuple(hidden_states) if output_hidden_states else None,
-            attentions=tuple(attentions) if output_attentions else None,
+        stack = run_blocks(
+            self.blocks,
+            x,
+            attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
+        x = stack.hidden
+        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, H) from [CLS]
+        return BertModelOutput(x, pooled, stack.hidden_states, stack.attentions)
 
     def encode(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
@@ -294,22 +293,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         """Class logits (B, C); ``loss`` is the cross-entropy against ``labels`` (B,) (-100 ignored), or with
         one label the mean squared error against float ``labels`` (B,)."""
         out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(out.pooler_output))  # (B, H) -> (B, C)
-        loss = None
-        if labels is not None and self.config.num_labels == 1:
-            if (
-                not isinstance(labels, Tensor)
-                or not labels.is_floating_point()
-                or labels.shape != (input_ids.shape[0],)
-            ):
-                got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
-                raise ValueError(
-                    f"labels of a 1-label (regression) head must be (B={input_ids.shape[0]},) floats, got {got}"
-                )
-            loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))  # (B, 1) -> (B,)
-        elif labels is not None:
-            check_labels(labels, "labels", (input_ids.shape[0],), self.config.num_labels)
-            loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        logits, loss = classify(out.pooler_output, self.dropout, self.classifier, labels)  # (B, H) -> (B, C)
         return SequenceClassifierOutput(logits, loss, out.hidden_states, out.attentions)
 
 
@@ -338,9 +322,5 @@ class BertForTokenClassification(BertPreTrainedModel):
     ) -> TokenClassifierOutput:
         """Tag logits (B, T, C); ``loss`` is the cross-entropy against ``labels`` (B, T) (-100 ignored)."""
         out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, H) -> (B, T, C)
-        loss = None
-        if labels is not None:
-            check_labels(labels, "labels", tuple(input_ids.shape), self.config.num_labels)
-            loss = token_cross_entropy(logits, labels)  # (B, T, C) vs (B, T), -100 ignored
+        logits, loss = classify(out.last_hidden_state, self.dropout, self.classifier, labels)  # (B, T, C)
         return TokenClassifierOutput(logits, loss, out.hidden_states, out.attentions)

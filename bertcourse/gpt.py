@@ -24,7 +24,7 @@ from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation
 from bertcourse.objectives import causal_lm_loss
 from bertcourse.outputs import BaseModelOutput, CausalLMOutput, check_labels
-from bertcourse.transformer import check_transformer_config, init_weights_, transformer_stack
+from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
 
 __all__ = ["GPT", "GPTConfig"]
 
@@ -32,7 +32,7 @@ INIT_STD = 0.02  # GPT-2's initializer_range
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(TransformerConfig):
     """Hyper-parameters of :class:`GPT`. Defaults are CPU-sized; comments give GPT-2 small (124M)."""
 
     vocab_size: int  # number of token ids V; GPT-2: 50257 byte-level BPE tokens
@@ -46,11 +46,6 @@ class GPTConfig:
     layer_norm_eps: float = 1e-5  # LayerNorm epsilon; GPT-2: 1e-5
     activation: Activation = "gelu_tanh"  # FFN non-linearity; GPT-2: tanh-approximated GELU ("gelu_new")
     bias: bool = True  # biases in linear maps and LayerNorms; GPT-2: True
-
-    def __post_init__(self) -> None:
-        check_transformer_config(self)
-        if not isinstance(self.bias, bool):
-            raise ValueError(f"GPTConfig.bias must be a bool, got {self.bias!r}")
 
 
 class GPT(PreTrainedModel):
@@ -119,32 +114,14 @@ class GPT(PreTrainedModel):
             )
         attention_mask = padding_or_none(attention_mask)
         x = self.embeddings(input_ids, position_offset=past_len, position_ids=position_ids)  # (B, T, H)
-        caches: list[KVCache] = []
-        attentions: list[Tensor] = []
-        hidden_states: list[Tensor] = [x]
-        for i, block in enumerate(self.blocks):
-            out = block(
-                x,
-                attention_mask=attention_mask,
-                is_causal=True,
-                past_key_value=None if past_key_values is None else past_key_values[i],
-                use_cache=use_cache,
-                need_weights=output_attentions,
-            )
-            x = out.hidden
-            if out.cache is not None:
-                caches.append(out.cache)
-            if out.weights is not None:
-                attentions.append(out.weights)
-            hidden_states.append(x)
-        x = self.final_norm(x)
-        hidden_states[-1] = x  # as in Hugging Face, the last entry is taken after the final LayerNorm
-        return BaseModelOutput(
-            last_hidden_state=x,
-            past_key_values=tuple(caches) if use_cache else None,
-            hidden_states=tuple(hidden_states) if output_hidden_states else None,
-            attentions=tuple(attentions) if output_attentions else None,
+        stack = run_blocks(
+            self.blocks, x, attention_mask, True, past_key_values, use_cache, output_attentions, output_hidden_states
         )
+        x = self.final_norm(stack.hidden)
+        hidden_states = stack.hidden_states
+        if hidden_states is not None:  # as in Hugging Face, the last entry is taken after the final LayerNorm
+            hidden_states = (*hidden_states[:-1], x)
+        return BaseModelOutput(x, stack.caches, hidden_states, stack.attentions)
 
     def forward(
         self,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertcourse.objectives import IGNORE_INDEX, token_cross_entropy
+from bertcourse.objectives import token_cross_entropy
 from bertcourse.outputs import SequenceClassifierOutput, TokenClassifierOutput, check_labels
 
 __all__ = ["SequenceClassifier", "TokenClassifier", "mean_pool", "pool"]
@@ -61,6 +61,28 @@ def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Ten
         last = (attention_mask.sum(1) - 1).clamp(min=0)  # (B,) index of the last real token
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     raise ValueError(f"pooling must be 'mean', 'first' or 'last', got {pooling!r}")
+
+
+def classify(
+    features: Tensor, dropout: nn.Module, classifier: nn.Linear, labels: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """The core of every classification head, the course's and BERT's: logits = Dropout(features) W + b.
+
+    ``features`` (B, H) give one prediction per sequence, (B, T, H) one per token: logits (B, C) or
+    (B, T, C). With ``labels`` of the leading shape the loss is the cross-entropy, -100 ignored; with a
+    single output (``C = 1``) it is a regression, as in Hugging Face: float ``labels``, mean squared error.
+    """
+    logits = classifier(dropout(features))  # (..., H) -> (..., C)
+    if labels is None:
+        return logits, None
+    shape, num_labels = tuple(features.shape[:-1]), classifier.out_features
+    if num_labels == 1:
+        if not isinstance(labels, Tensor) or not labels.is_floating_point() or tuple(labels.shape) != shape:
+            got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
+            raise ValueError(f"labels of a 1-label (regression) head must be {shape} floats, got {got}")
+        return logits, F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))  # (..., 1) -> (...)
+    check_labels(labels, "labels", shape, num_labels)
+    return logits, token_cross_entropy(logits, labels)  # one cross-entropy per sequence or token, -100 ignored
 
 
 class _Head(nn.Module):
@@ -124,12 +146,7 @@ class SequenceClassifier(_Head):
     ) -> SequenceClassifierOutput:
         """Class logits (B, C); ``loss`` is the cross-entropy against ``labels`` (B,) (-100 ignored)."""
         pooled = pool(self._encode(input_ids, attention_mask), attention_mask, self.pooling)  # (B, H)
-        logits = self.classifier(self.dropout(pooled))  # (B, H) -> (B, C)
-        loss = None
-        if labels is not None:
-            check_labels(labels, "labels", (input_ids.shape[0],), self.num_labels)
-            loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
-        return SequenceClassifierOutput(logits, loss)
+        return SequenceClassifierOutput(*classify(pooled, self.dropout, self.classifier, labels))  # (B, C)
 
 
 class TokenClassifier(_Head):
@@ -149,9 +166,5 @@ class TokenClassifier(_Head):
         self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None
     ) -> TokenClassifierOutput:
         """Tag logits (B, T, C); ``loss`` is the cross-entropy against ``labels`` (B, T) (-100 ignored)."""
-        logits = self.classifier(self.dropout(self._encode(input_ids, attention_mask)))  # (B, T, H) -> (B, T, C)
-        loss = None
-        if labels is not None:
-            check_labels(labels, "labels", tuple(input_ids.shape), self.num_labels)
-            loss = token_cross_entropy(logits, labels)  # (B, T, C) vs (B, T), -100 ignored
-        return TokenClassifierOutput(logits, loss)
+        hidden = self._encode(input_ids, attention_mask)  # (B, T, H)
+        return TokenClassifierOutput(*classify(hidden, self.dropout, self.classifier, labels))  # (B, T, C)

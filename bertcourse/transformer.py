@@ -16,21 +16,47 @@ Paper vs code, LayerNorm placement:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
 from bertcourse.attention import KVCache, MultiHeadAttention, MultiHeadAttentionOutput
 from bertcourse.feedforward import ACTIVATIONS, Activation, FeedForward
-from bertcourse.validation import check_int, check_parameter_budget, check_positive, check_probability
+from bertcourse.validation import check_bool, check_int, check_parameter_budget, check_positive, check_probability
 
 __all__ = [
+    "StackOutput",
     "TransformerBlock",
     "TransformerBlockOutput",
+    "TransformerConfig",
     "check_transformer_config",
     "init_weights_",
+    "run_blocks",
     "transformer_stack",
 ]
+
+
+@dataclass
+class TransformerConfig:
+    """The hyper-parameters GPT and BERT share. :class:`~bertcourse.gpt.GPTConfig` and
+    :class:`~bertcourse.bert.BertConfig` subclass it, with their own CPU-sized defaults and a comment
+    per field giving the paper's value; ``__post_init__`` checks every field."""
+
+    vocab_size: int  # number of token ids V
+    d_model: int = 128  # hidden size H of every position
+    n_layers: int = 2  # number of Transformer blocks
+    n_heads: int = 4  # attention heads per block (d_model / n_heads per head)
+    d_ff: int = 512  # inner size of the feed-forward network
+    max_len: int = 128  # number of learned positions, the longest input
+    dropout: float = 0.1  # dropout on embeddings and on each sub-layer's output
+    attention_dropout: float = 0.1  # dropout on the attention weights
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon
+    activation: Activation = "gelu"  # FFN non-linearity: exact GELU or its tanh approximation
+    bias: bool = True  # biases in the blocks' linear maps and LayerNorms
+
+    def __post_init__(self) -> None:
+        check_transformer_config(self)
 
 
 class TransformerBlockOutput(NamedTuple):
@@ -126,7 +152,7 @@ class TransformerBlock(nn.Module):
         return TransformerBlockOutput(x, a.cache, a.weights)
 
 
-def transformer_stack(config: Any, norm_first: bool) -> nn.ModuleList:
+def transformer_stack(config: TransformerConfig, norm_first: bool) -> nn.ModuleList:
     """``config.n_layers`` blocks from the fields GPT and BERT configs share (pre-LN when ``norm_first``)."""
     return nn.ModuleList(
         TransformerBlock(
@@ -138,13 +164,59 @@ def transformer_stack(config: Any, norm_first: bool) -> nn.ModuleList:
             activation=config.activation,
             layer_norm_eps=config.layer_norm_eps,
             norm_first=norm_first,
-            bias=getattr(config, "bias", True),
+            bias=config.bias,
         )
         for _ in range(config.n_layers)
     )
 
 
-def check_transformer_config(config: Any) -> None:
+class StackOutput(NamedTuple):
+    """What :func:`run_blocks` returns: the last block's states and what each block was asked for."""
+
+    hidden: Tensor  # (B, T, H), the last block's output
+    caches: tuple[KVCache, ...] | None  # one (key, value) pair per block when use_cache
+    hidden_states: tuple[Tensor, ...] | None  # n_layers + 1 tensors (B, T, H): the input, then each block's
+    attentions: tuple[Tensor, ...] | None  # n_layers tensors (B, h, T, T_past + T)
+
+
+def run_blocks(
+    blocks: nn.ModuleList,
+    x: Tensor,
+    attention_mask: Tensor | None = None,
+    is_causal: bool = False,
+    past_key_values: tuple[KVCache, ...] | None = None,
+    use_cache: bool = False,
+    output_attentions: bool = False,
+    output_hidden_states: bool = False,
+) -> StackOutput:
+    """Run x (B, T, H) through every block in turn: h_l = Block_l(h_{l-1}). The one block loop of GPT and BERT."""
+    caches: list[KVCache] = []
+    attentions: list[Tensor] = []
+    hidden_states: list[Tensor] = [x]
+    for i, block in enumerate(blocks):
+        out = block(
+            x,
+            attention_mask=attention_mask,
+            is_causal=is_causal,
+            past_key_value=None if past_key_values is None else past_key_values[i],
+            use_cache=use_cache,
+            need_weights=output_attentions,
+        )
+        x = out.hidden
+        if out.cache is not None:
+            caches.append(out.cache)
+        if out.weights is not None:
+            attentions.append(out.weights)
+        hidden_states.append(x)
+    return StackOutput(
+        x,
+        tuple(caches) if use_cache else None,
+        tuple(hidden_states) if output_hidden_states else None,
+        tuple(attentions) if output_attentions else None,
+    )
+
+
+def check_transformer_config(config: TransformerConfig) -> None:
     """Raise ``ValueError`` naming the field when a GPT/BERT config holds an impossible value, or one whose
     parameter count (computed, nothing allocated) is absurd."""
     name = type(config).__name__
@@ -157,6 +229,7 @@ def check_transformer_config(config: Any) -> None:
     check_positive(config.layer_norm_eps, f"{name}.layer_norm_eps")
     if config.activation not in ACTIVATIONS:
         raise ValueError(f"{name}.activation must be one of {ACTIVATIONS}, got {config.activation!r}")
+    check_bool(config.bias, f"{name}.bias")
     H, L = config.d_model, config.n_layers
     per_block = 4 * H * H + 2 * H * config.d_ff  # W^Q, W^K, W^V, W^O and the two FFN maps, biases aside
     check_parameter_budget(

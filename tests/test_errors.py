@@ -317,7 +317,7 @@ def test_hf_one_label_regression_checkpoint_loads_as_a_regression_head() -> None
         expected, got = hf(ids, labels=targets), ours(ids, labels=targets)
     torch.testing.assert_close(got.logits, expected.logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.loss, expected.loss, rtol=1e-5, atol=1e-5)  # mean squared error, as HF
-    with pytest.raises(ValueError, match=r"1-label \(regression\) head must be \(B=2,\) floats"):
+    with pytest.raises(ValueError, match=r"1-label \(regression\) head must be \(2,\) floats"):
         ours(ids, labels=torch.tensor([0, 1]))
 
 

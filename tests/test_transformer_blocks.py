@@ -226,6 +226,7 @@ GOOD = dict(
     attention_dropout=0.0,
     layer_norm_eps=1e-5,
     activation="gelu",
+    bias=True,
 )
 
 
@@ -242,6 +243,7 @@ GOOD = dict(
         ("attention_dropout", -0.1),
         ("layer_norm_eps", 0.0),
         ("activation", "relu"),
+        ("bias", 1),
     ],
 )
 def test_check_transformer_config_names_the_bad_field(field, value):
