@@ -27,7 +27,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(if $(TORCH_PIP_ARGS),$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS))
-	$(BIN)/python -m pip install --quiet -e ".[dev,pretrained]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,pretrained,instructor]"
 	touch $@
 
 # The lab opens at the repository root (notebooks/ and exercises/ both in the file browser) on chapter 00,

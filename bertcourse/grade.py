@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bertcourse.grading.report import Status, clean, wrap
 from bertcourse.grading.runner import SOLUTIONS, GradingError, NotebookGrade, grade_notebook
-from bertcourse.grading.sandbox import Limits
+from bertcourse.grading.sandbox import Limits, become_subreaper, kill_descendants
 
 __all__ = ["main"]
 
@@ -114,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         notebook_mb=args.notebook_mb or defaults.notebook_mb,
     )
     status, count = 0, 0
+    reaper = become_subreaper()
     for path in _notebooks(args.paths):
         count += 1
         record, text = _grade_one(path, args, limits)
+        if reaper:
+            kill_descendants()  # whatever the submission left, even what escaped its sandbox's process group
         status = 1 if "error" in record else status
         sys.stdout.write((json.dumps(record, allow_nan=False) if args.json else text) + "\n")
         sys.stdout.flush()

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -27,8 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"
 
 
+@functools.cache
 def grade(*paths: Path | str, args: tuple[str, ...] = (), timeout: float = 300) -> dict[str, dict]:
-    """Run the grade command on ``paths`` with ``--json``; its records by the notebook path it printed."""
+    """Run the grade command on ``paths`` with ``--json``; its records by the notebook path it printed.
+
+    Cached: tests that need the same run (the solution and the exercise) share one.
+    """
     run = subprocess.run(
         [sys.executable, "-m", "bertcourse.grade", *map(str, paths), "--json", *args],
         cwd=ROOT,
@@ -78,7 +83,7 @@ def assert_tasks_match_notebook(exercise: Exercise) -> None:
 def assert_solution_full_and_exercise_zero(exercise: Exercise) -> dict[str, dict]:
     """One run of the real grade command on the solution and the generated exercise; returns the records."""
     solution, stub = SOLUTIONS / exercise.notebook, EXERCISES / exercise.notebook
-    records = grade(solution, stub)
+    records = grade(solution, stub)  # cached: shared with the nbgrader round trip
     full, zero = records[str(solution)], records[str(stub)]
     assert full["score"] == full["max_score"] > 0, json.dumps(full, indent=1)
     assert {t["status"] for t in full["tasks"]} == {"passed"}

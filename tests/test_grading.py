@@ -6,8 +6,11 @@ and the attacks on it in ``tests/test_grading_attacks.py``.
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +24,9 @@ from bertcourse.grading.driver import answer_queries
 from bertcourse.grading.ex01_attention import EXERCISE
 from bertcourse.grading.framework import Exercise, Task, compare, judge
 from bertcourse.grading.report import WIDTH, Status, clean, earned_points
-from tests.grading_support import check
+from bertcourse.grading.runner import GradingError, _read_source, grade_notebook
+from bertcourse.grading.sandbox import read_regular_file
+from tests.grading_support import ROOT, check
 from tests.mutants import ex01_attention as answers
 from tests.mutants.ex01_attention import MUTANTS
 
@@ -266,3 +271,51 @@ def test_exercise_refuses_duplicate_tasks_and_queries() -> None:
     t.query("a", 1)
     with pytest.raises(ValueError, match="declared twice"):
         t.query("a", 2)
+
+
+# ------------------------------------------------------------------------------ sources and files
+
+
+def _source(tmp_path: Path, edit) -> Path:
+    nb = json.loads((ROOT / "solutions" / "01_attention.ipynb").read_text(encoding="utf-8"))
+    edit(nb["cells"])
+    path = tmp_path / "01_attention.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
+def test_a_source_with_a_grade_id_twice_or_a_graded_cell_without_checks_is_refused(tmp_path: Path) -> None:
+    checks = [c for c in json.loads((ROOT / "solutions" / "01_attention.ipynb").read_text())["cells"]
+              if c["metadata"].get("nbgrader", {}).get("grade")]  # fmt: skip
+    twice = _source(tmp_path, lambda cells: cells.append(checks[0]))
+    with pytest.raises(GradingError, match="appears twice"):
+        grade_notebook(twice, twice)
+    unknown = copy.deepcopy(checks[0])
+    unknown["metadata"]["nbgrader"]["grade_id"] = "check_bonus"
+    bonus = _source(tmp_path, lambda cells: cells.append(unknown))
+    with pytest.raises(GradingError, match="no task for graded cell 'check_bonus'"):
+        grade_notebook(bonus, bonus)
+
+
+def test_graded_cells_come_only_from_the_sources_code_cells(tmp_path: Path) -> None:
+    def to_markdown(cells: list[dict]) -> None:
+        for cell in cells:
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == "check_padding_mask":
+                cell["cell_type"] = "markdown"
+                del cell["outputs"], cell["execution_count"]
+
+    source = _source(tmp_path, to_markdown)
+    assert list(_read_source(source).tasks) == ["check_softmax", "check_scaled_dot_product_attention",
+                                                "check_causal_mask"]  # fmt: skip
+
+
+def test_only_regular_files_under_the_cap_are_read(tmp_path: Path) -> None:
+    (tmp_path / "ok").write_bytes(b"12345")
+    assert read_regular_file(tmp_path / "ok", 5) == b"12345"
+    with pytest.raises(ValueError, match="over the limit"):
+        read_regular_file(tmp_path / "ok", 4)
+    (tmp_path / "link").symlink_to(tmp_path / "ok")
+    with pytest.raises(ValueError, match="symbolic link"):
+        read_regular_file(tmp_path / "link", 5)
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_regular_file(tmp_path, 5)

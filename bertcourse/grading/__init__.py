@@ -23,11 +23,11 @@ __all__ = ["CheckResult", "PropertyResult", "Status"]
 def __getattr__(name: str) -> Any:
     """``check_<function>`` of whichever exercise module defines it."""
     if name.startswith("check_"):
-        from bertcourse.grading.framework import all_checks
+        from bertcourse.grading.framework import find_check
 
-        checks = all_checks()
-        if name in checks:
-            return checks[name]
+        check = find_check(name)
+        if check is not None:
+            return check
     raise AttributeError(f"module 'bertcourse.grading' has no attribute {name!r}")
 
 

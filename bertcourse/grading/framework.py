@@ -13,7 +13,11 @@ the property holds, else a hint that names the mistake, never the fix (:func:`co
 ``(hint, what that mistake returns)`` pairs, computed with framework oracles on the same inputs, does
 most of this). One property per thing that can go wrong: a bug should fail the properties it breaks,
 not all of them (so check shape and dtype in one property, and judge values apart from the shape in
-the others). Behaviour (perturb a future token, rates over many seeds) is just more queries. Then
+the others; :func:`expect_tensor` is the shape-and-dtype property). ``t.error_hint(regex, hint)``
+adds a hint when the function raises and the regex matches its exception, line or warnings (e.g.
+``k.T`` on a 4-D tensor). A ``ModelFunction(module, name, model)`` is rebuilt on the other side as
+``MODEL_FUNCTIONS[name](model)`` from your module's ``MODEL_FUNCTIONS`` dict. Behaviour (perturb a
+future token, rates over many seeds) is just more queries. Then
 ``check_<function> = EXERCISE.check("<function>")`` at module level; the solution's check cell is
 ``from bertcourse.grading import check_<function>`` and ``check_<function>(<function>)``, with nbgrader
 metadata ``grade_id: "check_<function>"``, ``points: P``. A property must never call the learner's
@@ -300,13 +304,28 @@ def exercise_for(notebook: str) -> Exercise | None:
     return exercise if isinstance(exercise, Exercise) and exercise.notebook == notebook else None
 
 
+def _exercise_module_names() -> list[str]:
+    return [module for name, module in sorted(_exercise_modules().items()) if re.fullmatch(r"ex\d\d_\w+", name)]
+
+
+def find_check(name: str) -> Callable[[object], float] | None:
+    """``check_<function>`` of the first exercise module (in number order) that defines it.
+
+    Modules are imported one at a time, so exercise 01's checks never depend on later exercises.
+    """
+    for module in _exercise_module_names():
+        check = getattr(importlib.import_module(module), name, None)
+        if callable(check):
+            return check
+    return None
+
+
 def all_checks() -> dict[str, Callable[[object], float]]:
     """Every ``check_*`` function of every exercise module, by name."""
     checks = {}
-    for name, module in sorted(_exercise_modules().items()):
-        if re.fullmatch(r"ex\d\d_\w+", name):
-            mod = importlib.import_module(module)
-            checks.update({k: v for k, v in vars(mod).items() if k.startswith("check_") and callable(v)})
+    for module in _exercise_module_names():
+        mod = importlib.import_module(module)
+        checks.update({k: v for k, v in vars(mod).items() if k.startswith("check_") and callable(v)})
     return checks
 
 
