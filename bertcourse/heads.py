@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from bertcourse.objectives import token_cross_entropy
 from bertcourse.outputs import SequenceClassifierOutput, TokenClassifierOutput, check_labels
+from bertcourse.validation import check_bool, check_int, check_probability
 
 __all__ = ["SequenceClassifier", "TokenClassifier", "mean_pool", "pool"]
 
@@ -92,10 +93,10 @@ class _Head(nn.Module):
         super().__init__()
         if not callable(getattr(encoder, "encode", None)):
             raise ValueError(f"encoder must have encode(input_ids, attention_mask); {type(encoder).__name__} has not")
-        if hidden_size < 1 or num_labels < 1:
-            raise ValueError(f"hidden_size and num_labels must be >= 1, got {hidden_size} and {num_labels}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        check_int(hidden_size, "hidden_size", minimum=1)
+        check_int(num_labels, "num_labels", minimum=1)
+        check_probability(dropout, "dropout")
+        check_bool(freeze, "freeze_encoder")
         self.encoder = encoder
         self.hidden_size, self.num_labels, self.freeze_encoder = hidden_size, num_labels, freeze
         self.dropout = nn.Dropout(dropout)

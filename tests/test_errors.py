@@ -15,6 +15,7 @@ from bertcourse.base import CheckpointError
 from bertcourse.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from bertcourse.elmo import ELMo, ELMoConfig
 from bertcourse.gpt import GPT, GPTConfig
+from bertcourse.heads import SequenceClassifier
 from bertcourse.objectives import mask_tokens, token_cross_entropy
 from bertcourse.pretrained import bert_from_hf, gpt_from_hf
 from bertcourse.tokenizers import WordPieceTokenizer
@@ -414,3 +415,25 @@ class NoLoss(torch.nn.Module):
 def test_train_refuses_a_model_without_loss() -> None:
     with pytest.raises(ValueError, match=r"NoLoss returned a Tensor without \.loss"):
         train(NoLoss(), [{"input_ids": IDS}], max_steps=1, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(hidden_size=16.0), "hidden_size must be an integer"),
+        (dict(num_labels=0), "num_labels must be a positive integer"),
+        (dict(dropout=float("nan")), "dropout must be a probability"),
+        (dict(freeze_encoder="yes"), "freeze_encoder must be a bool"),
+    ],
+)
+def test_task_heads_refuse_bad_sizes_naming_them(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SequenceClassifier(gpt(), **{"hidden_size": 16, "num_labels": 2, **kwargs})
+
+
+def test_a_one_label_task_head_is_a_regression_like_bert() -> None:
+    head = SequenceClassifier(gpt(), hidden_size=16, num_labels=1, dropout=0.0).eval()
+    out = head(IDS, labels=torch.tensor([0.5, -1.0]))
+    torch.testing.assert_close(
+        out.loss, torch.nn.functional.mse_loss(out.logits.squeeze(-1), torch.tensor([0.5, -1.0]))
+    )
