@@ -120,8 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         record, text = _grade_one(path, args, limits)
         if reaper:
             kill_descendants()  # whatever the submission left, even what escaped its sandbox's process group
+        try:
+            line = json.dumps(record, allow_nan=False)
+        except ValueError as exc:  # never happens with clamped points; a batch still gets strict JSON
+            record = {"notebook": record["notebook"], "error": f"internal error: {exc}"}
+            line = text = json.dumps(record)
         status = 1 if "error" in record else status
-        sys.stdout.write((json.dumps(record, allow_nan=False) if args.json else text) + "\n")
+        sys.stdout.write((line if args.json else text) + "\n")
         sys.stdout.flush()
     if count == 0:
         parser.error(f"no notebooks found in {', '.join(map(str, args.paths))}")

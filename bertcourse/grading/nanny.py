@@ -98,8 +98,10 @@ def main() -> int:
         for which, value in caps.items():
             if value:
                 _soft, hard = resource.getrlimit(which)
-                value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-                resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
+                margin = 5 if which == resource.RLIMIT_CPU else 0  # CPU: SIGXCPU at the soft limit, SIGKILL 5 s on
+                if hard != resource.RLIM_INFINITY:
+                    value = min(value, hard - margin)
+                resource.setrlimit(which, (value, value + margin))  # hard too: the submission cannot raise it
             elif which == resource.RLIMIT_CORE:
                 resource.setrlimit(which, (0, 0))
 

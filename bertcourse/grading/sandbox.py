@@ -202,8 +202,11 @@ class Sandbox:
         self.close()
 
     def _start(self) -> None:
-        connection = str(self.io / "kernel.json")
-        write_connection_file(connection, ip=str(self.io / "ipc"), transport="ipc", key=secrets.token_hex(16).encode())
+        connection, key = str(self.io / "kernel.json"), secrets.token_hex(16).encode()
+        if len(str(self.io / "ipc")) < 90:  # IPC sockets: no ports, and no kernel warning about plain TCP
+            write_connection_file(connection, ip=str(self.io / "ipc"), transport="ipc", key=key)
+        else:  # a socket path this long would not fit the OS limit of ~107 characters
+            write_connection_file(connection, ip="127.0.0.1", transport="tcp", key=key)
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", connection, "--HistoryManager.enabled=False"]
         self.process = subprocess.Popen(
             [sys.executable, str(NANNY), self.limits.nanny_json(), *kernel],
