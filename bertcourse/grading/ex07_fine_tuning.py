@@ -44,6 +44,10 @@ def mean_pool_task(t: Task) -> None:
     t.query("noisy_padding", noisy, mask)
     t.query("bool_mask", hidden, mask.bool())
     t.query("empty", empty_hidden, empty_mask)
+    t.error_hint(
+        r"size of tensor a \(\d+\) must match the size of tensor b",
+        "attention_mask (B, T) and hidden (B, T, H) do not line up: broadcasting aligns the *last* axes",
+    )
 
     @t.property("returns a (B, H) tensor of hidden's dtype", on="hidden (3, 5, 4) float32")
     def shape_dtype(a: Answers) -> str | None:

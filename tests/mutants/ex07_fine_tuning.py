@@ -66,6 +66,10 @@ def pool_in_place(hidden: Tensor, attention_mask: Tensor) -> Tensor:
     return hidden.sum(dim=1) / attention_mask.sum(dim=1, keepdim=True).clamp(min=1)
 
 
+def pool_mask_not_expanded(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    return (hidden * attention_mask).sum(dim=1) / attention_mask.sum(dim=1, keepdim=True)  # (B, T, H) * (B, T)
+
+
 def pool_over_hidden_too(hidden: Tensor, attention_mask: Tensor) -> Tensor:
     return mean_pool(hidden, attention_mask).mean(dim=-1)
 
@@ -216,6 +220,7 @@ MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "pool_batch_count": ("mean_pool", pool_batch_count, "whole batch"),
     "pool_no_clamp": ("mean_pool", pool_no_clamp, "0 / 0"),
     "pool_in_place": ("mean_pool", pool_in_place, "in place"),
+    "pool_mask_not_expanded": ("mean_pool", pool_mask_not_expanded, "broadcasting aligns the *last* axes"),
     "pool_over_hidden_too": ("mean_pool", pool_over_hidden_too, "hidden axis too"),
     "pool_float64_always": ("mean_pool", pool_float64_always, "expected dtype torch.float32"),
     "lr_off_by_one": ("warmup_cosine_lr", lr_off_by_one, "off by one"),
