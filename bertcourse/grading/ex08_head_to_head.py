@@ -25,8 +25,8 @@ from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compa
 __all__ = ["EXERCISE", "MODEL_FUNCTIONS", "check_influence_matrix"]
 
 EXERCISE = Exercise("08_head_to_head.ipynb")
-VOCAB, T = 40, 6
-INPUT_IDS = torch.tensor([[2, 17, 5, 29, 11, 3]])  # (1, T): one sequence, "[CLS] w w w w [SEP]"-like ids
+VOCAB, T = 40, 5
+INPUT_IDS = torch.tensor([[2, 17, 5, 29, 3]])  # (1, T): one sequence, "[CLS] w w w [SEP]"-like ids
 
 
 def _function(part: str) -> Callable[[nn.Module], Callable[[Tensor], Tensor]]:
@@ -52,16 +52,16 @@ def _models() -> dict[str, nn.Module]:
     return {
         "gpt": GPT(GPTConfig(VOCAB, d_model=12, **sizes)).eval(),
         "bert": BertModel(BertConfig(VOCAB, d_model=12, **sizes), add_pooling_layer=False).eval(),
-        "elmo": ELMo(ELMoConfig(VOCAB, d_model=8, d_hidden=16, n_layers=2, dropout=0.0)).eval(),
+        "elmo": ELMo(ELMoConfig(VOCAB, d_model=6, d_hidden=12, n_layers=2, dropout=0.0)).eval(),
     }
 
 
 CASES = {  # query name -> (model, part of its states, what a learner reads in the report)
-    "bert": ("bert", "encode", "BERT (2 layers, T=6, D=H=12)"),
-    "gpt": ("gpt", "encode", "GPT (2 layers, T=6, D=H=12)"),
-    "elmo": ("elmo", "encode", "ELMo, both directions (T=6, D=8, H=16)"),
-    "elmo_forward": ("elmo", "elmo_forward", "ELMo's forward half (T=6, D=8, H=8)"),
-    "elmo_backward": ("elmo", "elmo_backward", "ELMo's backward half (T=6, D=8, H=8)"),
+    "bert": ("bert", "encode", "BERT (2 layers, T=5, D=H=12)"),
+    "gpt": ("gpt", "encode", "GPT (2 layers, T=5, D=H=12)"),
+    "elmo": ("elmo", "encode", "ELMo, both directions (T=5, D=6, H=12)"),
+    "elmo_forward": ("elmo", "elmo_forward", "ELMo's forward half (T=5, D=6, H=6)"),
+    "elmo_backward": ("elmo", "elmo_backward", "ELMo's backward half (T=5, D=6, H=6)"),
 }
 
 
@@ -126,7 +126,7 @@ def influence_matrix_task(t: Task) -> None:
 
     t.property("[i, j] = Frobenius norm of d fn(x)[i] / d x[j] (equals the autograd Jacobian's)",
                on=CASES["bert"][2])(value("bert"))  # fmt: skip
-    t.property("the same on inputs of width D = 8 and outputs of width H = 16", on=CASES["elmo"][2])(value("elmo"))
+    t.property("the same on inputs of width D = 6 and outputs of width H = 12", on=CASES["elmo"][2])(value("elmo"))
 
     @t.property("GPT: lower-triangular, no influence from later tokens", on=CASES["gpt"][2])
     def gpt(a: Answers) -> str | None:
