@@ -214,11 +214,9 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         meta = cell["metadata"].get("nbgrader", {})
         if meta.get("grade"):
             meta["points"] = 100  # the submission's own metadata counts for nothing
-            for kind in ("markdown", "raw"):  # graded cells that never run, with stored "results"
+            for kind in ("markdown", "raw"):  # graded cells that never run, with the solution's stored outputs
                 fake = copy.deepcopy(cell)
                 fake.update(cell_type=kind, source="2.0")
-                fake.pop("outputs", None)
-                fake.pop("execution_count", None)
                 patched["cells"].append(fake)
     patched["cells"].append({"cell_type": "code", "metadata": [], "source": "x = 1", "outputs": []})
     patched["cells"].append({"cell_type": "code", "metadata": {"nbgrader": "x"}, "source": "y = 2", "outputs": []})
@@ -241,6 +239,8 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     assert not (carol.parent / "torch.py").exists()
     assert _leftovers(tmp) == []
     assert max(map(len, lines)) < 100_000 and "\x1b" not in run.stdout
+    for name, record in sorted(records.items()):
+        print(f"  {name}: {record.get('score', '')} {record.get('error', '')[:70]}")
     return records
 
 
