@@ -9,6 +9,7 @@ The central claims:
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from bertcourse.pretrain import flops_per_token, main, mfu, parse_args
 from bertcourse.pretrain.cli import build_model, build_tokenizer, load_corpus
 from bertcourse.pretrain.data import PretrainData, derive_seed, split_documents, tokenize_documents
 from bertcourse.pretrain.losses import TERM_WEIGHTS, loss_sums, target_counts
+from bertcourse.training import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--size", "tiny", "--d-model", "32", "--d-ff", "64", "--d-hidden", "64", "--seq-len", "32"]
@@ -237,6 +239,13 @@ def test_flops_per_token_counts_matmul_weights_and_attention():
     n = model.num_parameters() - embeddings + 100 * 16  # the tied LM head is a matmul
     assert flops_per_token(model, 8) == 6 * n + 12 * 2 * 16 * 8
     assert mfu(1000.0, model, 8, peak=1e12) == pytest.approx(1000 * (6 * n + 12 * 2 * 16 * 8) / 1e12)
+
+
+def test_bf16_autocast_runs_on_cpu_and_a_diverging_run_names_its_step(tmp_path):
+    record = main(tiny_args("gpt", tmp_path / "bf16", "--steps", "2", "--bf16", "--device", "cpu"))
+    assert record["step"] == 2 and math.isfinite(record["loss"])
+    with pytest.raises(NonFiniteLossError, match="at step 2"):
+        main(tiny_args("gpt", tmp_path / "nan", "--steps", "3", "--lr", "1e30", "--warmup", "0", "--device", "cpu"))
 
 
 @pytest.mark.gpu

@@ -147,7 +147,7 @@ def _run(args: PretrainArgs, dist: Distributed) -> dict[str, Any]:
     if state.step:
         log({"resumed_at": state.step})
     record: dict[str, Any] = {}
-    window_tokens, window_start = torch.zeros((), device=dist.device), time.perf_counter()
+    window_tokens, window_start, paused = torch.zeros((), device=dist.device), time.perf_counter(), 0.0
     model.train()
     for step in range(state.step + 1, stop + 1):
         for group in optimizer.param_groups:
@@ -174,13 +174,14 @@ def _run(args: PretrainArgs, dist: Distributed) -> dict[str, Any]:
         if step % args.log_every == 0 or step == stop:
             if dist.device.type == "cuda":
                 torch.cuda.synchronize(dist.device)
-            elapsed = time.perf_counter() - window_start
+            elapsed = time.perf_counter() - window_start - paused  # training time only, without evaluations
             tokens_per_s = float(dist.all_reduce_sum(window_tokens)) / max(elapsed, 1e-9)
             record["tokens_per_s"] = tokens_per_s
             if peak:
                 record["mfu"] = tokens_per_s * flops / peak
             window_tokens.zero_()
-            window_start = time.perf_counter()
+            window_start, paused = time.perf_counter(), 0.0
+        pause_start = time.perf_counter()
         if step % args.eval_every == 0 or step == args.steps:
             record |= evaluate(args.model, model, eval_batches, dist, args.bf16)
         log(record, echo="tokens_per_s" in record or "eval_loss" in record)
@@ -188,6 +189,7 @@ def _run(args: PretrainArgs, dist: Distributed) -> dict[str, Any]:
             if dist.is_main:
                 save_checkpoint(checkpoint_dir, model, optimizer, state, identity)
             dist.barrier()
+        paused += time.perf_counter() - pause_start
     bar.close()
     if stop == args.steps and dist.is_main:
         model.save_pretrained(out)  # OUT/config.json and OUT/model.safetensors
