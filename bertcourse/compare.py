@@ -136,7 +136,7 @@ def pretrain(
     )  # fmt: skip
     seed_everything(seed)
     model = build_model(name, configs[name])
-    loader = _CountingLoader(data.loader(name, preset.batch_size, preset.mlm_probability))
+    loader = _CountingLoader(data.loader(name, preset.batch_size, preset.mlm_probability, seed))
     start = time.perf_counter()
     history = train(
         model, loader, max_steps=preset.pretrain_steps, lr=preset.lr, seed=seed, progress=False, device=device
@@ -267,7 +267,7 @@ def run(
         path = out / "runs" / f"{m}-seed{s}.json"
         if path.exists():
             record = json.loads(path.read_text())
-            if record["preset"] != dataclasses.asdict(preset):
+            if record["preset"] != json.loads(json.dumps(dataclasses.asdict(preset))):  # tuples as JSON lists
                 raise ValueError(
                     f"{path} was made with another preset ({record['preset']['name']!r}); use another --out"
                 )

@@ -1,15 +1,24 @@
-"""The head-to-head experiment's parts, on small random models: same budget, cloze, influence, schema."""
+"""The head-to-head experiment: its parts on tiny random models, and the ``tiny`` preset end to end.
+
+The end-to-end run (one seed of ``tiny``, the biggest cost of this module) happens once, in a fixture;
+the properties it checks hold by construction: GPT's right-cue cloze is at chance (it reads the left
+context only) and ELMo's is not (its backward LM reads the cue), fine-tuned GPT cannot tag right-cue words
+better than their majority tag, the three parameter counts agree within 10% and the three read one token stream.
+BERT's cloze is not asserted: at the ``tiny`` budget its masked LM has not learned the cues yet.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from bertcourse import compare
-from bertcourse.data.toylang import ClozeItem
+from bertcourse.data.toylang import CLOZE_CUES, ClozeItem
 from bertcourse.experiments import (
     MODELS,
     PRESETS,
@@ -38,6 +47,12 @@ def random_models(data) -> dict[str, torch.nn.Module]:  # type: ignore[no-untype
     configs = same_budget_configs(data.tokenizer.vocab_size, 32, 2, 2, 64, 64, 0.0)
     torch.manual_seed(0)
     return {name: build_model(name, configs[name]).eval() for name in MODELS}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("compare-tiny")
+    return out, compare.run("tiny", 1, out, device="cpu", progress=False)
 
 
 # ----------------------------------------------------------------------------- parts, on random weights
@@ -124,3 +139,56 @@ def test_run_rejects_bad_arguments(tmp_path: Path) -> None:
         compare.run("tiny", 0, tmp_path)
     with pytest.raises(ValueError, match="models"):
         compare.run("tiny", 1, tmp_path, models=["lstm"])
+
+
+# ----------------------------------------------------------------------------- the tiny preset, end to end
+def test_tiny_results_follow_the_schema(tiny_run: tuple[Path, dict[str, Any]]) -> None:
+    out, results = tiny_run
+    validate_results(results)
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
+    assert set(results["models"]) == set(MODELS) and results["seeds"] == [0]
+    for model in results["models"].values():
+        assert set(model["cloze"]) == set(CLOZE_CUES) and all(s["n"] == 1 for s in model["cloze"].values())
+        assert set(model["finetune"]) == set(TINY.tasks) == set(model["finetune_random"])
+        assert model["pretrain"]["steps"] == TINY.pretrain_steps
+    assert all(c == 0.5 for c in results["chance"]["cloze"].values())  # balanced items
+    for name in ("results.md", "cloze.png", "finetune.png", "gain.png", "influence.png", "cost.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| right | 0.50 |" in (out / "results.md").read_text()
+
+
+def test_tiny_separates_the_models_where_they_must_differ(tiny_run: tuple[Path, dict[str, Any]]) -> None:
+    results = tiny_run[1]
+    models, chance = results["models"], results["chance"]["cloze"]
+    n = results["items"]["cloze"]["right"]
+    assert abs(models["gpt"]["cloze"]["right"]["mean"] - chance["right"]) <= 3 * (0.25 / n) ** 0.5 + 0.03
+    assert models["elmo"]["cloze"]["right"]["mean"] > chance["right"] + 0.15
+    counts = [m["parameters"] for m in models.values()]
+    assert max(counts) / min(counts) < 1.1
+    # fine-tuned with its causal mask, GPT cannot see the next word that tags "orange" as ADJ or NOUN
+    pos_right = models["gpt"]["finetune"]["pos"]["by_cue"]["right"]["mean"]
+    assert pos_right < results["chance"]["finetune_by_cue"]["pos"]["right"] + 0.1
+    tokens = {m["pretrain"]["tokens"] for m in models.values()}
+    assert len(tokens) == 1  # the same pre-training tokens for all three
+    assert models["gpt"]["influence"]["all"]["right"]["mean"] == 0.0
+    assert models["elmo"]["influence"]["forward"]["right"]["mean"] == 0.0
+    assert models["elmo"]["influence"]["backward"]["left"]["mean"] == 0.0
+    assert models["bert"]["influence"]["all"]["right"]["mean"] > 0.1
+
+
+def test_rerun_resumes_from_the_runs_it_finds(tiny_run: tuple[Path, dict[str, Any]], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, results = tiny_run
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was recomputed")
+
+    monkeypatch.setattr(compare, "run_model", refuse)
+    assert (
+        compare.main(["--preset", "tiny", "--seeds", "1", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    )
+    again = json.loads((out / "results.json").read_text())
+    assert again["models"] == json.loads(json.dumps(results["models"]))
+    assert "## Cloze by cue side" in capsys.readouterr().out
+    other = dataclasses.replace(TINY, pretrain_steps=TINY.pretrain_steps + 1)
+    with pytest.raises(ValueError, match="another preset"):
+        compare.run(other, 1, out, progress=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch.utils.data import DataLoader
 
 from bertcourse.bert import BertConfig, BertForPreTraining
@@ -132,12 +133,18 @@ class PretrainingData:
         """Tokens in one pass over the sequences, [CLS] and [SEP] included."""
         return sum(len(f["input_ids"]) for f in self.texts.features)
 
-    def loader(self, model: ModelName, batch_size: int, mlm_probability: float = 0.15) -> DataLoader:
-        """Shuffled batches for ``model``'s own objective (shuffling and masking follow torch's global seed)."""
+    def loader(self, model: ModelName, batch_size: int, mlm_probability: float = 0.15, seed: int = 0) -> DataLoader:
+        """Shuffled batches for ``model``'s own objective.
+
+        The order comes from a generator of its own seeded with ``seed``, so every model reads the same
+        sequences in the same order whatever random numbers its dropout or masking draws; BERT's masking
+        follows torch's global seed (``training.train(seed=...)``).
+        """
+        order = torch.Generator().manual_seed(seed)
         if model == "bert":
             collate = MLMCollator(self.tokenizer, mlm_probability)
-            return DataLoader(self.pairs, batch_size, shuffle=True, collate_fn=collate)
-        return DataLoader(self.texts, batch_size, shuffle=True, collate_fn=LMCollator(self.tokenizer))
+            return DataLoader(self.pairs, batch_size, shuffle=True, collate_fn=collate, generator=order)
+        return DataLoader(self.texts, batch_size, shuffle=True, collate_fn=LMCollator(self.tokenizer), generator=order)
 
 
 def pretraining_data(preset: Preset) -> PretrainingData:
