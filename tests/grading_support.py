@@ -1,4 +1,4 @@
-"""Helpers that keep each exercise's grader tests short (``tests/test_grading_ex01.py`` shows all of them).
+"""Helpers that keep each exercise's grader tests short (``tests/test_grading_exercises.py`` uses all of them).
 
 - :func:`grade` runs the real ``python -m bertcourse.grade --json`` in a subprocess and returns its
   records by notebook path; :func:`assert_solution_full_and_exercise_zero` does the one run per

@@ -21,9 +21,9 @@ future token, rates over many seeds) is just more queries. Then
 ``check_<function> = EXERCISE.check("<function>")`` at module level; the solution's check cell is
 ``from bertcourse.grading import check_<function>`` and ``check_<function>(<function>)``, with nbgrader
 metadata ``grade_id: "check_<function>"``, ``points: P``. A property must never call the learner's
-code: it only sees returned data. Tests: ``tests/test_grading_exNN.py`` with the helpers of
-``tests/grading_support.py`` and mutants in ``tests/mutants/exNN_<name>.py``
-(``tests/test_grading_ex01.py`` is the worked example, ``ex01_attention.py`` the module to copy).
+code: it only sees returned data. Tests: put the correct answers (``CORRECT``) and the typical
+mistakes (``MUTANTS``) in ``tests/mutants/exNN_<name>.py``; ``tests/test_grading_exercises.py`` finds
+the new module and runs the shared tests on it (``ex01_attention.py`` is the module to copy).
 
 What happens where. In the notebook, ``check_<function>(fn)`` builds the task, calls ``fn`` on every
 query (:func:`~bertcourse.grading.driver.answer_queries`: fresh inputs, a fixed global seed,
