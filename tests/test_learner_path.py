@@ -20,11 +20,17 @@ VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
+# Under `make test` the parent make exports its command-line variables (CI's TORCH=...) in MAKEFLAGS;
+# the makes these tests start must see only the arguments each test gives them.
+MAKE_ENV = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}}
+
 
 def dry_run(*args: str) -> str:
     """The commands `make -n ARGS` would run; the install stamp counts as up to date unless ARGS name it."""
     keep = [] if ".venv/bin/.installed" in args else ["-o", ".venv/bin/.installed"]
-    out = subprocess.run(["make", "-n", *keep, *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["make", "-n", *keep, *args], cwd=ROOT, env=MAKE_ENV, capture_output=True, text=True, check=True
+    )
     return out.stdout
 
 
@@ -52,7 +58,9 @@ def test_grade_needs_a_notebook_and_calls_the_grader() -> None:
     assert "-m bertcourse.grade exercises/01_attention.ipynb --json" in dry_run(
         "grade", "NB=exercises/01_attention.ipynb", "GRADE_ARGS=--json"
     )
-    out = subprocess.run(["make", "-o", ".venv/bin/.installed", "grade"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        ["make", "-o", ".venv/bin/.installed", "grade"], cwd=ROOT, env=MAKE_ENV, capture_output=True, text=True
+    )
     assert out.returncode != 0 and "usage: make grade NB=" in out.stderr
 
 
@@ -65,7 +73,7 @@ def free_port() -> int:
 @pytest.mark.skipif(not (VENV_BIN / "jupyter-lab").exists(), reason="needs jupyterlab in this environment")
 def test_live_lab_lists_notebooks_and_exercises_and_its_terminal_python_is_the_venv(tmp_path: Path) -> None:
     port, token = free_port(), "bertcourse-test"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    env = {**MAKE_ENV, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
     lab_args = f"LAB_ARGS=--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={token}"
     proc = subprocess.Popen(
         ["make", "-o", ".venv/bin/.installed", "lab", lab_args],
