@@ -20,9 +20,12 @@ VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
-# Under `make test` the parent make exports its command-line variables (CI's TORCH=...) in MAKEFLAGS;
-# the makes these tests start must see only the arguments each test gives them.
-MAKE_ENV = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}}
+# Under `make test` the parent make exports its command-line variables (CI's TORCH=...) both in MAKEFLAGS
+# and as environment variables; the makes these tests start must see only the arguments each test gives.
+KNOBS = set(re.findall(r"^(\w+) \?=", (ROOT / "Makefile").read_text(), flags=re.MULTILINE))
+MAKE_ENV = {
+    k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", *KNOBS}
+}
 
 
 def dry_run(*args: str) -> str:
