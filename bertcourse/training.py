@@ -247,6 +247,7 @@ def train(
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
     progress: bool | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> History:
     """Train ``model`` for ``max_steps`` optimiser steps; return the :class:`History`.
 
@@ -265,12 +266,17 @@ def train(
         checkpoint_dir: if set, ``model.save_pretrained(checkpoint_dir / f"step-{step}")`` at each
             evaluation and at the end (needs a course model, i.e. a ``PreTrainedModel``).
         progress: tqdm bar; None shows it only when stderr is a terminal.
+        callback: called as ``callback(step, model)`` at each evaluation step (every ``eval_every`` steps
+            and at the end), with or without ``eval_loader``: a measurement along the way, such as a
+            learning curve of some accuracy. The model is put back in training mode afterwards.
 
     Raises:
         NonFiniteLossError: the loss is NaN or infinite; the message names the step and the cause it finds
             (a batch without targets, non-finite inputs, diverged weights, or else the learning rate).
     """
     _check_train_args(max_steps, lr, weight_decay, warmup_steps, max_grad_norm, eval_every, seed)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable as callback(step, model), got {type(callback).__name__}")
     if checkpoint_dir is not None and not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"checkpoint_dir needs a model with save_pretrained; {type(model).__name__} has none")
     warmup_steps = max_steps // 10 if warmup_steps is None else warmup_steps
@@ -321,4 +327,7 @@ def train(
                     history.eval_accuracy.append(result.get("accuracy"))
                 if checkpoint_dir is not None:
                     model.save_pretrained(Path(checkpoint_dir) / f"step-{step}")
+                if callback is not None:
+                    callback(step, model)
+                    model.train()
     return history

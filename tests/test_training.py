@@ -312,6 +312,26 @@ def test_checkpoints_are_written_and_reload(tmp_path: Path, lang_data) -> None:
         train(TokenClassifier(model, 32, 2), loader, max_steps=1, checkpoint_dir=tmp_path)
 
 
+def test_callback_runs_at_each_evaluation_step_and_leaves_training_unchanged(lang_data) -> None:
+    tok, texts, _ = lang_data
+    loader = _loader(TextDataset(texts[:32], tok), LMCollator(tok))
+    seen: list[tuple[int, bool]] = []
+
+    def measure(step: int, model: nn.Module) -> None:
+        model.eval()  # what a measurement does; train() must switch back
+        seen.append((step, model.training))
+
+    torch.manual_seed(0)
+    plain = train(GPT(GPTConfig(vocab_size=tok.vocab_size, **TINY)), loader, max_steps=5, eval_every=2)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, **TINY))
+    measured = train(model, loader, max_steps=5, eval_every=2, callback=measure)
+    assert seen == [(2, False), (4, False), (5, False)] and model.training
+    assert measured.train_loss == plain.train_loss  # the same steps, to the last bit
+    with pytest.raises(ValueError, match="callback"):
+        train(model, loader, max_steps=1, callback="measure")  # type: ignore[arg-type]
+
+
 def test_progress_bar_is_quiet_off_a_terminal(capsys: pytest.CaptureFixture[str], lang_data) -> None:
     tok, texts, _ = lang_data
     loader = _loader(TextDataset(texts[:32], tok), LMCollator(tok))
