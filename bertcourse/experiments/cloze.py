@@ -36,17 +36,20 @@ def encode_cloze(
     (or is ``[UNK]``).
     """
     ids, positions, candidates = [], [], []
+    known: dict[str, list[int]] = {}  # word -> its pieces: a toy language repeats a few hundred words
     for n, item in enumerate(items):
         sequence = [tokenizer.cls_token_id]
         for i, word in enumerate(item.words):
-            pieces = tokenizer.encode(word, add_special_tokens=False)
+            pieces = known.get(word)
+            if pieces is None:
+                pieces = known[word] = tokenizer.encode(word, add_special_tokens=False)
             if i == item.target:
                 if len(pieces) != 1:
                     raise ValueError(f"items[{n}]: the blank {word!r} is {len(pieces)} tokens, not one")
                 positions.append(len(sequence))
             sequence += pieces
         ids.append([*sequence, tokenizer.sep_token_id])
-        candidate_ids = [tokenizer.encode(c, add_special_tokens=False) for c in item.candidates]
+        candidate_ids = [known.get(c) or tokenizer.encode(c, add_special_tokens=False) for c in item.candidates]
         if any(len(c) != 1 or c[0] == tokenizer.unk_token_id for c in candidate_ids):
             raise ValueError(f"items[{n}]: every candidate of {item.candidates} must be one known token")
         candidates.append([c[0] for c in candidate_ids])
