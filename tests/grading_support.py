@@ -80,10 +80,20 @@ def assert_tasks_match_notebook(exercise: Exercise) -> None:
         assert exercise.build(gid).properties, gid
 
 
+def grade_all() -> dict[str, dict]:
+    """One run of the real grade command on every solution and every generated exercise (cached).
+
+    One process grades them all, each notebook in its own sandboxed kernel, so the command's start-up
+    is paid once rather than once per notebook.
+    """
+    notebooks = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")) + sorted(EXERCISES.glob("[0-9][0-9]_*.ipynb"))
+    return grade(*notebooks, timeout=900)
+
+
 def assert_solution_full_and_exercise_zero(exercise: Exercise) -> dict[str, dict]:
-    """One run of the real grade command on the solution and the generated exercise; returns the records."""
+    """The solution scores full marks and the generated exercise 0 in the real grade command's run."""
     solution, stub = SOLUTIONS / exercise.notebook, EXERCISES / exercise.notebook
-    records = grade(solution, stub)  # cached: shared with the nbgrader round trip
+    records = grade_all()  # cached: shared by every exercise and the nbgrader round trip
     full, zero = records[str(solution)], records[str(stub)]
     assert full["score"] == full["max_score"] > 0, json.dumps(full, indent=1)
     assert {t["status"] for t in full["tasks"]} == {"passed"}

@@ -108,7 +108,7 @@ def test_nbgrader_gives_the_same_points_as_the_grade_command(tmp_path: Path) -> 
 
     # The solution and the exercise (whose cells equal the release's, as asserted above) are graded once
     # for test_grading_exercises too; the grade command's run is shared.
-    ours = {**support.grade(support.SOLUTIONS / NAME, support.EXERCISES / NAME), **support.grade(submitted[2])}
+    ours = {**support.grade_all(), **support.grade(submitted[2])}
     paths = (support.SOLUTIONS / NAME, support.EXERCISES / NAME, submitted[2])
     for student, path in zip(("solution", "untouched", "partly"), paths, strict=True):
         mine = {t["id"]: t["points"] for t in ours[str(path)]["tasks"]}
