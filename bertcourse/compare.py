@@ -1,6 +1,6 @@
 """ELMo vs GPT vs BERT at equal budget: the head-to-head experiment of chapter 08, as a resumable command.
 
-    python -m bertcourse.compare --preset {tiny,course,full} --seeds N --out DIR [--device D]
+    python -m bertcourse.compare --preset {tiny,course,full} --seeds N --out DIR [--device D] [--jobs J]
 
 For every seed, each model is pre-trained with its own objective (ELMo: forward + backward LM; GPT:
 left-to-right LM; BERT: masked LM + next-sentence prediction) on the same sequences, with the same
@@ -14,8 +14,12 @@ tokenizer, steps, batch and schedule, at parameter counts within a few percent
 4. **measured context visibility** (``experiments.influence``): the influence matrix of the trained encoder;
 5. **cost** (``experiments.cost``): parameters, pre-training time and tokens/s, forward time vs length.
 
-DIR receives ``runs/{model}-seed{seed}.json`` (one per finished model and seed: a rerun skips them, so
-an interrupted run resumes), then ``results.json``, ``results.md`` (the tables) and PNG plots.
+``--jobs`` runs that many (model, seed) pairs at once, each in its own process with an equal share of the
+threads (default: one per CPU core on a CPU, 1 on a GPU). Each pair is seeded on its own, so at the same
+number of threads its record does not depend on the worker that ran it (tested: two workers give the
+records of one process). DIR receives ``runs/{model}-seed{seed}.json`` (one per finished model and seed: a
+rerun skips them, so an interrupted run resumes), then ``results.json``, ``results.md`` (the tables) and
+PNG plots.
 
 ``results.json`` schema (every ``stat`` is ``{"mean": float, "std": float, "n": int}`` over seeds, std the
 sample standard deviation, 0 for one seed; accuracies in [0, 1]; cue in ``left``, ``right``, ``far``, ``both``)::
@@ -27,6 +31,7 @@ sample standard deviation, 0 for one seed; accuracies in [0, 1]; cue in ``left``
           "parameters": int,                       # of the pre-training model, tied weights once
           "config": {model config fields}, "seeds": [int],
           "cloze": {cue: stat},                    # accuracy
+          "cloze_curve": {step: {cue: stat}},      # the same during pre-training: step "0", then every tenth
           "finetune": {task: stat + {"by_cue": {cue: stat}}},         # from the pre-trained weights
           "finetune_random": {task: stat + {"by_cue": {cue: stat}}},  # same steps, random initialisation
           "pretraining_gain": {task: stat},        # finetune - finetune_random, per seed
@@ -50,12 +55,16 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
+import multiprocessing
+import os
 import shlex
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,12 +132,19 @@ class _CountingLoader:
 
 
 def pretrain(
-    name: ModelName, preset: Preset, data: PretrainingData, seed: int, device: torch.device | str = "cpu"
+    name: ModelName,
+    preset: Preset,
+    data: PretrainingData,
+    seed: int,
+    device: torch.device | str = "cpu",
+    cloze_items: Sequence[ClozeItem] | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Pre-train model ``name`` on ``data`` with its own objective; return it and what it cost.
 
     The record holds ``steps``, ``tokens`` (real tokens read) and ``measured``: ``seconds``,
-    ``tokens_per_second``, and the mean training loss of the first and last 10 steps.
+    ``tokens_per_second``, and the mean training loss of the first and last 10 steps. With
+    ``cloze_items`` it also holds ``cloze_curve``: ``{step: {cue: accuracy}}`` before training (step 0)
+    and after every tenth of the steps, the learning curve of each cue (its time is not in ``seconds``).
     """
     configs = same_budget_configs(
         data.tokenizer.vocab_size, preset.d_model, preset.n_layers, preset.n_heads, preset.d_ff, preset.max_len,
@@ -137,11 +153,23 @@ def pretrain(
     seed_everything(seed)
     model = build_model(name, configs[name])
     loader = _CountingLoader(data.loader(name, preset.batch_size, preset.mlm_probability, seed))
+    curve: dict[str, dict[str, float]] = {}
+    measuring = 0.0  # seconds spent on the curve, left out of the pre-training time
+
+    def measure(step: int, trained: torch.nn.Module) -> None:
+        nonlocal measuring
+        begin = time.perf_counter()
+        curve[str(step)] = cloze_accuracy(trained, cloze_items, data.tokenizer)  # eval mode, no random draws
+        measuring += time.perf_counter() - begin
+
+    if cloze_items is not None:
+        measure(0, model.to(device))
     start = time.perf_counter()
     history = train(
-        model, loader, max_steps=preset.pretrain_steps, lr=preset.lr, seed=seed, progress=False, device=device
-    )
-    seconds = time.perf_counter() - start
+        model, loader, max_steps=preset.pretrain_steps, lr=preset.lr, seed=seed, progress=False, device=device,
+        eval_every=max(1, preset.pretrain_steps // 10), callback=measure if cloze_items is not None else None,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start - measuring
     k = min(10, len(history.train_loss))
     record = {
         "steps": preset.pretrain_steps,
@@ -153,6 +181,8 @@ def pretrain(
             "loss_end": sum(history.train_loss[-k:]) / k,
         },
     }
+    if cloze_items is not None:
+        record["cloze_curve"] = curve
     return model, record
 
 
@@ -183,10 +213,11 @@ def run_model(
     bar: tqdm | None = None,
 ) -> dict[str, Any]:
     """Every measurement of one model and seed, as the record stored in ``runs/{name}-seed{seed}.json``."""
-    model, pretrain_record = pretrain(name, preset, data, seed, device)
+    model, pretrain_record = pretrain(name, preset, data, seed, device, cloze_items=sets.cloze)
     if bar is not None:
         bar.update()
-    cloze = cloze_accuracy(model, sets.cloze, data.tokenizer)
+    curve = pretrain_record.pop("cloze_curve")
+    cloze = curve[str(preset.pretrain_steps)]  # the curve's last point: the trained model
     ids = torch.tensor([data.tokenizer.encode(sets.influence_text)], device=device)
     tokens = data.tokenizer.convert_ids_to_tokens(ids[0])
     influence = {}
@@ -206,6 +237,7 @@ def run_model(
         "config": dataclasses.asdict(model.config),
         "pretrain": pretrain_record,
         "cloze": cloze,
+        "cloze_curve": curve,
         "finetune": finetuned,
         "finetune_random": from_random,
         "influence": influence,
@@ -232,6 +264,27 @@ def _chance(sets: EvaluationSets) -> dict[str, Any]:
     return {"cloze": cloze, "finetune": finetune_chance, "finetune_by_cue": by_cue}
 
 
+@functools.cache
+def _shared_sets(preset: Preset) -> tuple[PretrainingData, EvaluationSets]:
+    """The corpus and evaluation sets of ``preset``, built once per process (they are deterministic)."""
+    return pretraining_data(preset), evaluation_sets(preset)
+
+
+def _run_unit(name: ModelName, preset: Preset, seed: int, device: str, threads: int) -> dict[str, Any]:
+    """One (model, seed) of the experiment in a worker process with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    data, sets = _shared_sets(preset)
+    return run_model(name, preset, seed, data, sets, device)
+
+
+def _jobs(jobs: int | str, device: torch.device, units: int) -> int:
+    if jobs == "auto":
+        return max(1, min(os.cpu_count() or 1, units)) if device.type == "cpu" else 1
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int or 'auto', got {jobs!r}")
+    return jobs
+
+
 def run(
     preset: Preset | str,
     seeds: int | Sequence[int],
@@ -239,6 +292,7 @@ def run(
     *,
     models: Sequence[ModelName] = MODELS,
     device: torch.device | str | None = None,
+    jobs: int | str = "auto",
     progress: bool = True,
     plots: bool = True,
     command: str | None = None,
@@ -247,6 +301,10 @@ def run(
 
     ``seeds``: a count N (seeds 0..N-1) or the seeds themselves. Runs already in ``out/runs`` with the
     same preset are loaded instead of recomputed; a run made with another preset raises ``ValueError``.
+    ``jobs``: how many (model, seed) runs go at once, each in its own process with an equal share of
+    torch's threads (``"auto"``: one per CPU core on a CPU, 1 on a GPU). The models are small, so on a
+    CPU several one-thread runs side by side finish sooner than one run using every core; each run is
+    seeded on its own, so the runs are the same whichever order they finish in.
     """
     preset = PRESETS[preset] if isinstance(preset, str) and preset in PRESETS else preset
     if not isinstance(preset, Preset):
@@ -257,6 +315,7 @@ def run(
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise ValueError(f"models must be a non-empty subset of {MODELS}, got {list(models)}")
+    _jobs(jobs, torch.device("cpu"), 1)  # a bad value fails before any work
     device = torch.device(device) if device is not None else get_device()
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -273,17 +332,31 @@ def run(
                 )
             records[(m, s)] = record
     todo = [(m, s) for m, s in wanted if (m, s) not in records]
-    data = pretraining_data(preset)
-    sets = evaluation_sets(preset)
+    todo.sort(key=lambda unit: unit[0] != "elmo")  # the slowest runs first, so parallel workers end together
+    workers = min(_jobs(jobs, device, len(todo)), max(1, len(todo)))
+    data, sets = _shared_sets(preset)
     per_unit = 1 + 2 * len(sets.tasks)
     with tqdm(
         total=per_unit * len(todo), desc=f"compare {preset.name}", disable=not progress, dynamic_ncols=True
     ) as bar:
-        for m, s in todo:
-            bar.set_postfix(model=m, seed=s)
-            record = run_model(m, preset, s, data, sets, device, bar)
+
+        def keep(m: str, s: int, record: dict[str, Any]) -> None:
             (out / "runs" / f"{m}-seed{s}.json").write_text(json.dumps(record, indent=1) + "\n")
             records[(m, s)] = record
+
+        if workers == 1:
+            for m, s in todo:
+                bar.set_postfix(model=m, seed=s)
+                keep(m, s, run_model(m, preset, s, data, sets, device, bar))
+        else:
+            threads = max(1, torch.get_num_threads() // workers)
+            bar.set_postfix(jobs=workers)
+            spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's threads
+            with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+                futures = {pool.submit(_run_unit, m, preset, s, str(device), threads): (m, s) for m, s in todo}
+                for future in as_completed(futures):
+                    keep(*futures[future], future.result())
+                    bar.update(per_unit)
 
     header = {
         "preset": preset.name,
@@ -318,14 +391,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output folder; a rerun resumes from what it holds")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="subset of the models")
+    parser.add_argument(
+        "--jobs", default="auto", help="runs at once, one process each (default auto: one per CPU core; 1 on a GPU)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    jobs = args.jobs if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() and int(args.jobs) > 0 else None
+    if jobs is None:
+        parser.error(f"--jobs must be a positive integer or 'auto', got {args.jobs!r}")
     out = args.out
     argv_list = list(sys.argv[1:] if argv is None else argv)
     results = run(
-        args.preset, args.seeds, out, models=args.models, device=args.device, progress=not args.no_progress,
+        args.preset, args.seeds, out, models=args.models, device=args.device, jobs=jobs, progress=not args.no_progress,
         command=shlex.join(["python", "-m", "bertcourse.compare", *argv_list]),
     )  # fmt: skip
     print((out / "results.md").read_text())

@@ -9,6 +9,7 @@ BERT's cloze is not asserted: at the ``tiny`` budget its masked LM has not learn
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -52,7 +53,7 @@ def random_models(data) -> dict[str, torch.nn.Module]:  # type: ignore[no-untype
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("compare-tiny")
-    return out, compare.run("tiny", 1, out, device="cpu", progress=False)
+    return out, compare.run("tiny", 1, out, device="cpu", jobs=2, progress=False)  # ELMo beside GPT then BERT
 
 
 # ----------------------------------------------------------------------------- parts, on random weights
@@ -132,6 +133,22 @@ def test_stat_and_schema_errors_name_the_field() -> None:
         validate_results({"models": {}, "chance": {"cloze": {"left": 0.5}}})
 
 
+def test_parallel_runs_equal_one_by_one(tmp_path: Path) -> None:
+    """Worker processes (jobs=2) give the very records one process gives, but for the timings."""
+    small = dataclasses.replace(TINY, n_docs=60, pretrain_steps=10, cloze_items=10, finetune_train=32,
+                                finetune_test=20, finetune_steps=2, cost_lengths=(16,))  # fmt: skip
+    one = compare.run(small, 1, tmp_path / "one", models=["gpt", "elmo"], jobs=1, progress=False, plots=False)
+    two = compare.run(small, 1, tmp_path / "two", models=["gpt", "elmo"], jobs=2, progress=False, plots=False)
+    for results in (one, two):
+        for model in results["models"].values():
+            timings = ("seconds", "tokens_per_second")
+            model["pretrain"] = {k: v for k, v in model["pretrain"].items() if k not in timings}
+            del model["forward_ms"]
+    assert one["models"] == two["models"]
+    with pytest.raises(ValueError, match="jobs"):
+        compare.run(small, 1, tmp_path, jobs=0)
+
+
 def test_run_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="preset"):
         compare.run("huge", 1, tmp_path)
@@ -151,10 +168,17 @@ def test_tiny_results_follow_the_schema(tiny_run: tuple[Path, dict[str, Any]]) -
         assert set(model["cloze"]) == set(CLOZE_CUES) and all(s["n"] == 1 for s in model["cloze"].values())
         assert set(model["finetune"]) == set(TINY.tasks) == set(model["finetune_random"])
         assert model["pretrain"]["steps"] == TINY.pretrain_steps
+        steps = [int(s) for s in model["cloze_curve"]]  # before training, then after every tenth of the steps
+        assert steps == list(range(0, TINY.pretrain_steps + 1, TINY.pretrain_steps // 10))
+        assert model["cloze_curve"][str(TINY.pretrain_steps)] == model["cloze"]  # its last point: the trained model
     assert all(c == 0.5 for c in results["chance"]["cloze"].values())  # balanced items
-    for name in ("results.md", "cloze.png", "finetune.png", "gain.png", "influence.png", "cost.png"):
+    for name in ("results.md", "cloze.png", "cloze_curve.png", "finetune.png", "gain.png", "influence.png", "cost.png"):
         assert (out / name).stat().st_size > 0
     assert "| right | 0.50 |" in (out / "results.md").read_text()
+    broken = copy.deepcopy(results)
+    del broken["models"]["bert"]["cloze_curve"]["0"]
+    with pytest.raises(ValueError, match="cloze_curve"):
+        validate_results(broken)
 
 
 def test_tiny_separates_the_models_where_they_must_differ(tiny_run: tuple[Path, dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "gain_table",
     "markdown",
     "plot_cloze",
+    "plot_cloze_curve",
     "plot_cost",
     "plot_finetune",
     "plot_gain",
@@ -142,6 +143,27 @@ def plot_cloze(results: Results) -> Figure:
     return fig
 
 
+def plot_cloze_curve(results: Results) -> Figure:
+    """Cloze accuracy against pre-training step, one panel per cue side: mean over seeds, ± one std shaded."""
+    use_style()
+    models = results["models"]
+    fig, axes = plt.subplots(1, len(CLOZE_CUES), figsize=(11, 2.9), sharey=True, layout="constrained")
+    for ax, cue in zip(axes, CLOZE_CUES, strict=True):
+        for name, m in models.items():
+            steps = sorted(int(s) for s in m["cloze_curve"])
+            mean = np.array([m["cloze_curve"][str(s)][cue]["mean"] for s in steps])
+            std = np.array([m["cloze_curve"][str(s)][cue]["std"] for s in steps])
+            ax.plot(steps, mean, marker=".", label=NAMES[name], color=COLORS[name])
+            ax.fill_between(steps, mean - std, mean + std, color=COLORS[name], alpha=0.2, linewidth=0)
+        ax.axhline(results["chance"]["cloze"][cue], color="k", linestyle="dashed", linewidth=1)
+        ax.set_title(f"cue: {cue}")
+        ax.set_xlabel("pre-training step")
+        ax.set_ylim(0, 1.05)
+    axes[0].set_ylabel("cloze accuracy")
+    axes[0].legend(loc="lower right", fontsize=8)
+    return fig
+
+
 def plot_finetune(results: Results, key: str = "finetune") -> Figure:
     """Fine-tuning accuracy per task (``key``: ``finetune`` or ``finetune_random``), with std over seeds."""
     use_style()
@@ -226,11 +248,11 @@ def plot_cost(results: Results) -> Figure:
 
 
 def save_plots(results: Results, out: str | Path) -> list[Path]:
-    """Write cloze.png, finetune.png, gain.png, influence.png and cost.png into ``out``; return the paths."""
+    """Write cloze.png, cloze_curve.png, finetune.png, gain.png, influence.png and cost.png into ``out``."""
     out = Path(out)
     paths = []
-    for name, make in (("cloze", plot_cloze), ("finetune", plot_finetune), ("gain", plot_gain),
-                       ("influence", plot_influence), ("cost", plot_cost)):  # fmt: skip
+    for name, make in (("cloze", plot_cloze), ("cloze_curve", plot_cloze_curve), ("finetune", plot_finetune),
+                       ("gain", plot_gain), ("influence", plot_influence), ("cost", plot_cost)):  # fmt: skip
         fig = make(results)
         path = out / f"{name}.png"
         fig.savefig(path)

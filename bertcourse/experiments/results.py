@@ -72,6 +72,7 @@ def aggregate(runs: Mapping[str, Sequence[Mapping[str, Any]]], header: Mapping[s
             "config": first["config"],
             "seeds": [r["seed"] for r in model_runs],
             "cloze": _stats_of(model_runs, ("cloze",)),
+            "cloze_curve": {step: _stats_of(model_runs, ("cloze_curve", step)) for step in first["cloze_curve"]},
             "finetune": _finetune(model_runs, "finetune"),
             "finetune_random": _finetune(model_runs, "finetune_random"),
             "pretraining_gain": gains,
@@ -113,6 +114,13 @@ def validate_results(results: Mapping[str, Any]) -> None:
             raise ValueError(f"results{where}['parameters'] must be an int")
         for cue in CLOZE_CUES:
             check_stat(need(need(model, "cloze", where), cue, f"{where}['cloze']"), f"{where}['cloze'][{cue!r}]")
+        curve = need(model, "cloze_curve", where)
+        if not isinstance(curve, Mapping) or "0" not in curve or not all(str(k).isdigit() for k in curve):
+            raise ValueError(f"results{where}['cloze_curve'] must map steps '0', ... to cloze accuracies")
+        for step, point in curve.items():
+            at = f"{where}['cloze_curve'][{step!r}]"
+            for cue in CLOZE_CUES:
+                check_stat(need(point, cue, at), f"{at}[{cue!r}]")
         for task, entry in need(model, "finetune", where).items():
             check_stat(entry, f"{where}['finetune'][{task!r}]")
             for cue, by_cue in need(entry, "by_cue", f"{where}['finetune'][{task!r}]").items():
