@@ -4,7 +4,10 @@ The end-to-end run (one seed of ``tiny``, the biggest cost of this module) happe
 the properties it checks hold by construction: GPT's right-cue cloze is at chance (it reads the left
 context only) and ELMo's is not (its backward LM reads the cue), fine-tuned GPT cannot tag right-cue words
 better than their majority tag, the three parameter counts agree within 10% and the three read one token stream.
-BERT's cloze is not asserted: at the ``tiny`` budget its masked LM has not learned the cues yet.
+BERT's cloze is not asserted there: at ``tiny``'s 300 steps its masked LM is still at chance on every cue
+(measured: 0.47, 0.50, 0.55, 0.50), as it is at step 250 of the course run. The committed course run, which
+chapter 08 loads, is checked last: made by today's course preset, BERT and ELMo above chance on the right cue,
+GPT at chance.
 """
 
 from __future__ import annotations
@@ -137,8 +140,8 @@ def test_parallel_runs_equal_one_by_one(tmp_path: Path) -> None:
     """Worker processes (jobs=2) give the very records one process gives, but for the timings."""
     small = dataclasses.replace(TINY, n_docs=60, pretrain_steps=10, cloze_items=10, finetune_train=32,
                                 finetune_test=20, finetune_steps=2, cost_lengths=(16,))  # fmt: skip
-    one = compare.run(small, 1, tmp_path / "one", models=["gpt", "elmo"], jobs=1, progress=False, plots=False)
-    two = compare.run(small, 1, tmp_path / "two", models=["gpt", "elmo"], jobs=2, progress=False, plots=False)
+    one = compare.run(small, 2, tmp_path / "one", models=["gpt"], jobs=1, progress=False, plots=False)
+    two = compare.run(small, 2, tmp_path / "two", models=["gpt"], jobs=2, progress=False, plots=False)  # a seed each
     for results in (one, two):
         for model in results["models"].values():
             timings = ("seconds", "tokens_per_second")
@@ -216,3 +219,27 @@ def test_rerun_resumes_from_the_runs_it_finds(tiny_run: tuple[Path, dict[str, An
     other = dataclasses.replace(TINY, pretrain_steps=TINY.pretrain_steps + 1)
     with pytest.raises(ValueError, match="another preset"):
         compare.run(other, 1, out, progress=False)
+
+
+# ----------------------------------------------------------------------------- the committed course run
+COURSE_RESULTS = Path(__file__).resolve().parents[1] / "notebooks" / "results" / "compare-course" / "results.json"
+
+
+def test_committed_course_results_match_the_preset_and_separate_the_models() -> None:
+    """What chapter 08 loads was made by the course preset as the code defines it now, and shows what tiny
+    cannot: at 300 steps BERT's masked LM is still at chance on every cue (its curve in the course run says
+    so too), at 2,500 it reads the right cue, which GPT never can."""
+    results = json.loads(COURSE_RESULTS.read_text())
+    validate_results(results)
+    assert results["config"] == json.loads(json.dumps(dataclasses.asdict(PRESETS["course"])))
+    assert results["seeds"] == [0, 1, 2] and set(results["models"]) == set(MODELS)
+    models, chance = results["models"], results["chance"]["cloze"]
+    noise = 3 * (0.25 / results["items"]["cloze"]["right"]) ** 0.5
+    right = {name: m["cloze"]["right"]["mean"] for name, m in models.items()}
+    assert abs(right["gpt"] - chance["right"]) < noise
+    assert right["elmo"] > chance["right"] + noise and right["bert"] > chance["right"] + noise
+    early = models["bert"]["cloze_curve"]["250"]
+    assert all(abs(early[cue]["mean"] - chance[cue]) < noise for cue in CLOZE_CUES)
+    counts = [m["parameters"] for m in models.values()]
+    assert max(counts) / min(counts) < 1.1
+

@@ -86,7 +86,7 @@ PRESETS: dict[str, Preset] = {
         d_model=64, n_layers=2, n_heads=2, d_ff=256, max_len=64, dropout=0.1,
         pretrain_steps=300, batch_size=32, lr=3e-3, mlm_probability=0.4,
         cloze_items=100, tasks=("pos",), finetune_train=256, finetune_test=200,
-        finetune_steps=60, finetune_lr=1e-3, finetune_batch_size=32, cost_lengths=(16, 32, 64),
+        finetune_steps=40, finetune_lr=1e-3, finetune_batch_size=32, cost_lengths=(16, 32, 64),
     ),
     "course": Preset(
         name="course", n_docs=800, lexicon=4, p_indefinite=0.5, p_coordination=0.3, vocab_size=320,
