@@ -292,7 +292,7 @@ def run(
     *,
     models: Sequence[ModelName] = MODELS,
     device: torch.device | str | None = None,
-    jobs: int | str = "auto",
+    jobs: int | str = 1,
     progress: bool = True,
     plots: bool = True,
     command: str | None = None,
@@ -302,9 +302,11 @@ def run(
     ``seeds``: a count N (seeds 0..N-1) or the seeds themselves. Runs already in ``out/runs`` with the
     same preset are loaded instead of recomputed; a run made with another preset raises ``ValueError``.
     ``jobs``: how many (model, seed) runs go at once, each in its own process with an equal share of
-    torch's threads (``"auto"``: one per CPU core on a CPU, 1 on a GPU). The models are small, so on a
-    CPU several one-thread runs side by side finish sooner than one run using every core; each run is
-    seeded on its own, so the runs are the same whichever order they finish in.
+    torch's threads (``"auto"``: one per CPU core on a CPU, 1 on a GPU; the command line's default). The
+    models are small, so on a CPU several one-thread runs side by side finish sooner than one run using
+    every core; each run is seeded on its own, so the runs are the same whichever order they finish in.
+    The workers are started with "spawn", which re-imports the main module: a script that calls ``run``
+    with ``jobs`` > 1 must do so under ``if __name__ == "__main__":`` (a notebook needs nothing).
     """
     preset = PRESETS[preset] if isinstance(preset, str) and preset in PRESETS else preset
     if not isinstance(preset, Preset):
