@@ -385,6 +385,13 @@ def run(
     return results
 
 
+def _jobs_argument(text: str) -> int | str:
+    """``--jobs``: ``auto`` or a positive integer."""
+    if text == "auto" or (text.isdigit() and int(text) > 0):
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: ``python -m bertcourse.compare --preset P --seeds N --out DIR``."""
     parser = argparse.ArgumentParser(prog="python -m bertcourse.compare", description=__doc__.split("\n\n")[0])
@@ -394,20 +401,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="subset of the models")
     parser.add_argument(
-        "--jobs", default="auto", help="runs at once, one process each (default auto: one per CPU core; 1 on a GPU)"
-    )
+        "--jobs", type=_jobs_argument, default="auto",
+        help="runs at once, one process each (default auto: one per CPU core; 1 on a GPU)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    jobs = args.jobs if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() and int(args.jobs) > 0 else None
-    if jobs is None:
-        parser.error(f"--jobs must be a positive integer or 'auto', got {args.jobs!r}")
     out = args.out
     argv_list = list(sys.argv[1:] if argv is None else argv)
     results = run(
-        args.preset, args.seeds, out, models=args.models, device=args.device, jobs=jobs, progress=not args.no_progress,
-        command=shlex.join(["python", "-m", "bertcourse.compare", *argv_list]),
+        args.preset, args.seeds, out, models=args.models, device=args.device, jobs=args.jobs,
+        progress=not args.no_progress, command=shlex.join(["python", "-m", "bertcourse.compare", *argv_list]),
     )  # fmt: skip
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.json'} ({len(results['models'])} models, seeds {results['seeds']})")

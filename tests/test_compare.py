@@ -150,6 +150,8 @@ def test_parallel_runs_equal_one_by_one(tmp_path: Path) -> None:
     assert one["models"] == two["models"]
     with pytest.raises(ValueError, match="jobs"):
         compare.run(small, 1, tmp_path, jobs=0)
+    with pytest.raises(SystemExit):  # the command line refuses it before any work
+        compare.main(["--preset", "tiny", "--out", str(tmp_path), "--jobs", "0"])
 
 
 def test_run_rejects_bad_arguments(tmp_path: Path) -> None:
@@ -242,4 +244,3 @@ def test_committed_course_results_match_the_preset_and_separate_the_models() -> 
     assert all(abs(early[cue]["mean"] - chance[cue]) < noise for cue in CLOZE_CUES)
     counts = [m["parameters"] for m in models.values()]
     assert max(counts) / min(counts) < 1.1
-
