@@ -278,11 +278,12 @@ def _run_unit(name: ModelName, preset: Preset, seed: int, device: str, threads: 
 
 
 def _jobs(jobs: int | str, device: torch.device, units: int) -> int:
+    """How many workers ``jobs`` asks for with ``units`` runs to do: never more than the runs, at least 1."""
     if jobs == "auto":
-        return max(1, min(os.cpu_count() or 1, units)) if device.type == "cpu" else 1
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        jobs = (os.cpu_count() or 1) if device.type == "cpu" else 1
+    elif not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive int or 'auto', got {jobs!r}")
-    return jobs
+    return max(1, min(jobs, units))
 
 
 def run(
@@ -335,7 +336,7 @@ def run(
             records[(m, s)] = record
     todo = [(m, s) for m, s in wanted if (m, s) not in records]
     todo.sort(key=lambda unit: unit[0] != "elmo")  # the slowest runs first, so parallel workers end together
-    workers = min(_jobs(jobs, device, len(todo)), max(1, len(todo)))
+    workers = _jobs(jobs, device, len(todo))
     data, sets = _shared_sets(preset)
     per_unit = 1 + 2 * len(sets.tasks)
     with tqdm(

@@ -239,8 +239,6 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     assert not (carol.parent / "torch.py").exists()
     assert _leftovers(tmp) == []
     assert max(map(len, lines)) < 100_000 and "\x1b" not in run.stdout
-    for name, record in sorted(records.items()):
-        print(f"  {name}: {record.get('score', '')} {record.get('error', '')[:70]}")
     return records
 
 
