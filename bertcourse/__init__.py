@@ -23,6 +23,7 @@ from bertcourse.bert import (
 from bertcourse.device import get_device, seed_everything
 from bertcourse.elmo import ELMo, ELMoConfig
 from bertcourse.embeddings import Embeddings
+from bertcourse.engine import History, evaluate, train
 from bertcourse.feedforward import FeedForward
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.heads import SequenceClassifier, TokenClassifier, mean_pool
@@ -38,7 +39,6 @@ from bertcourse.objectives import (
 from bertcourse.pretrained import bert_from_hf, from_pretrained, gpt_from_hf, load_minilm
 from bertcourse.scalar_mix import ScalarMix
 from bertcourse.tokenizers import CharTokenizer, WordPieceTokenizer, minilm_vocab_path
-from bertcourse.training import History, evaluate, train
 from bertcourse.transformer import TransformerBlock
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from bertcourse.device import resolve_device
 from bertcourse.validation import check_config_class, check_inputs  # check_inputs: re-exported
 
 __all__ = [
@@ -112,6 +113,7 @@ class PreTrainedModel(nn.Module):
         Raises :class:`CheckpointError` (a ``ValueError``) listing unknown config fields, or missing,
         unexpected and mis-shaped weights.
         """
+        map_location = resolve_device(map_location, "map_location")  # before any file is read
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         for path in (config_path, weights_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertcourse.attention import padding_or_none
@@ -26,7 +25,7 @@ from bertcourse.base import PreTrainedModel, check_inputs
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation, gelu
 from bertcourse.heads import classify
-from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss
+from bertcourse.objectives import masked_lm_loss, next_sentence_loss
 from bertcourse.outputs import (
     BertForPreTrainingOutput,
     BertModelOutput,
@@ -257,7 +256,7 @@ class BertForPreTraining(BertPreTrainedModel):
             loss = masked_lm_loss(prediction_logits, labels)
         if next_sentence_label is not None:
             check_labels(next_sentence_label, "next_sentence_label", (input_ids.shape[0],), 2)
-            nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label, ignore_index=IGNORE_INDEX)
+            nsp_loss = next_sentence_loss(seq_relationship_logits, next_sentence_label)
             loss = nsp_loss if loss is None else loss + nsp_loss
         return BertForPreTrainingOutput(
             prediction_logits, seq_relationship_logits, loss, out.hidden_states, out.attentions

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything"]
+__all__ = ["get_device", "resolve_device", "seed_everything"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -20,6 +20,23 @@ def get_device(prefer: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def resolve_device(device: torch.device | str, name: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine; ValueError naming ``name`` otherwise."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index or 0) >= count:
+            raise ValueError(f"{name} {str(device)!r} does not exist here: {count} CUDA device(s) available")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {str(device)!r} does not exist here: MPS is not available")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    return resolved
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Sequence
-from typing import Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +18,15 @@ from torch import Tensor
 
 __all__ = [
     "IGNORE_INDEX",
+    "PRETRAINING_TERMS",
     "backward_lm_loss",
     "causal_lm_loss",
     "mask_tokens",
     "masked_lm_loss",
+    "next_sentence_loss",
     "next_sentence_pairs",
+    "pretraining_loss_sums",
+    "pretraining_target_counts",
     "token_cross_entropy",
 ]
 
@@ -35,7 +39,7 @@ def token_cross_entropy(logits: Tensor, labels: Tensor, reduction: Reduction = "
     the one implementation behind every token-level loss (the three LM losses, token classification).
 
     ``reduction="mean"`` averages over the counted targets (label != -100); ``"sum"`` adds them up, for
-    callers that divide by a count of their own (``bertcourse.pretrain`` divides by the count over all
+    callers that divide by a count of their own (the engine, ``bertcourse.engine``, divides by the count over all
     processes, so that splitting a batch across them does not change the loss).
 
     With no counted target at all (every label -100, e.g. a batch in which no token was chosen for
@@ -67,6 +71,14 @@ def causal_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean"
 def backward_lm_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Right-to-left LM loss: position t predicts label t-1 (ELMo's backward direction)."""
     return token_cross_entropy(logits[:, 1:], labels[:, :-1], reduction)  # (B, T-1, V) vs (B, T-1)
+
+
+def next_sentence_loss(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """BERT's next-sentence loss: cross-entropy of (B, 2) logits against (B,) labels (0 IsNext, 1 NotNext).
+
+    Computed in float32 whatever the logits' dtype (bf16 autocast); labels of -100 are ignored.
+    """
+    return token_cross_entropy(logits.float().unsqueeze(1), labels.unsqueeze(1), reduction)  # (B, 1, 2) vs (B, 1)
 
 
 def mask_tokens(
@@ -131,12 +143,14 @@ def mask_tokens(
     u = torch.rand(shape, generator=generator, device=device).to(input_ids.device)  # one uniform per position
     to_mask = chosen & (u < 0.8)
     to_random = chosen & (u >= 0.8) & (u < 0.9)  # the last 10% (u >= 0.9) keep their token
-    vocab = torch.arange(vocab_size, device=input_ids.device)
-    allowed = vocab[~torch.isin(vocab, special)]  # (V - #special,) ids a random replacement may take
-    draws = torch.randint(len(allowed), shape, generator=generator, device=device).to(input_ids.device)
+    # a random replacement is uniform over the V - #special non-special ids: draw its rank k among them,
+    # then step over each special id at or below it (the k-th non-special id), with no (V,) table allocated
+    draws = torch.randint(vocab_size - len(special), shape, generator=generator, device=device).to(input_ids.device)
+    for s in special.tolist():  # ascending
+        draws += draws >= s
     masked = input_ids.clone()
     masked[to_mask] = mask_token_id
-    masked[to_random] = allowed[draws[to_random]].to(input_ids.dtype)
+    masked[to_random] = draws[to_random].to(input_ids.dtype)
     labels = torch.where(chosen, input_ids.long(), IGNORE_INDEX)  # int64: -100 would wrap to 156 in uint8
     return masked, labels
 
@@ -153,8 +167,8 @@ def _check_mask_tokens_args(
     if not isinstance(input_ids, Tensor) or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
         got = input_ids.dtype if isinstance(input_ids, Tensor) else type(input_ids).__name__
         raise ValueError(f"input_ids must be an integer tensor, got {got}")
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or not 1 <= vocab_size < 2**31:
+        raise ValueError(f"vocab_size must be an integer in [1, 2**31) (an embedding table's rows), got {vocab_size!r}")
     if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
         lo, hi = int(input_ids.min()), int(input_ids.max())
         raise ValueError(f"input_ids must lie in [0, vocab_size={vocab_size}), got values in [{lo}, {hi}]")
@@ -223,3 +237,49 @@ def next_sentence_pairs(
                 other = documents[rng.choice(others)]
                 pairs.append((a, other[rng.randrange(len(other))], 1))
     return pairs
+
+
+PRETRAINING_TERMS: dict[str, dict[str, float]] = {
+    "gpt": {"lm": 1.0},
+    "elmo": {"forward": 0.5, "backward": 0.5},  # ELMo's loss is the mean of its two directions
+    "bert": {"mlm": 1.0, "nsp": 1.0},  # BERT's pre-training loss is the sum of both tasks
+}
+"""Each model's pre-training loss as weighted terms: sum_k w_k * (mean loss of term k over its targets)."""
+
+
+def pretraining_target_counts(model_name: str, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Number of targets of each loss term of ``model_name`` in ``batch`` (float tensors, for all-reduce).
+
+    GPT's position t predicts t + 1, ELMo's backward LM predicts t - 1, BERT's targets are the masked
+    positions plus one next-sentence label per pair.
+    """
+    counted = batch["labels"] != IGNORE_INDEX  # (B, T)
+    if model_name == "gpt":
+        counts = {"lm": counted[:, 1:].sum()}
+    elif model_name == "elmo":
+        counts = {"forward": counted[:, 1:].sum(), "backward": counted[:, :-1].sum()}
+    else:
+        counts = {"mlm": counted.sum(), "nsp": (batch["next_sentence_label"] != IGNORE_INDEX).sum()}
+    return {k: v.float() for k, v in counts.items()}
+
+
+def pretraining_loss_sums(model_name: str, model: Any, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Each loss term of ``model_name`` summed (not averaged) over the targets of ``batch``.
+
+    The model is called without labels, so it computes no mean of its own; ``batch`` is a collator's
+    dict (``labels`` unshifted for GPT and ELMo, masked-LM labels and NSP labels for BERT).
+    """
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")}
+    out = model(**inputs)
+    labels = batch["labels"]
+    if model_name == "gpt":
+        return {"lm": causal_lm_loss(out.logits, labels, reduction="sum")}
+    if model_name == "elmo":
+        return {
+            "forward": causal_lm_loss(out.forward_logits, labels, reduction="sum"),
+            "backward": backward_lm_loss(out.backward_logits, labels, reduction="sum"),
+        }
+    return {
+        "mlm": masked_lm_loss(out.prediction_logits.float(), labels, reduction="sum"),
+        "nsp": next_sentence_loss(out.seq_relationship_logits, batch["next_sentence_label"], reduction="sum"),
+    }

@@ -477,6 +477,11 @@ class WordPieceTokenizer(Tokenizer):
             for word in basic._normalize_word(raw):
                 if len(word) <= max_input_chars_per_word:  # longer words become [UNK] whatever the vocabulary
                     word_counts[word] += n
+        if not word_counts:
+            raise ValueError(
+                f"texts must hold at least one word to learn a vocabulary from, got {len(batch)} text(s) with none "
+                "(an empty corpus would give a vocabulary of the special tokens alone)"
+            )
         return cls(learn_wordpieces(word_counts, vocab_size, min_frequency, merge_rule, SPECIAL_TOKENS), **settings)
 
 

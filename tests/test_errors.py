@@ -14,12 +14,12 @@ from bertcourse.attention import MultiHeadAttention, scaled_dot_product_attentio
 from bertcourse.base import CheckpointError
 from bertcourse.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from bertcourse.elmo import ELMo, ELMoConfig
+from bertcourse.engine import train
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.heads import SequenceClassifier
 from bertcourse.objectives import mask_tokens, token_cross_entropy
 from bertcourse.pretrained import bert_from_hf, gpt_from_hf
 from bertcourse.tokenizers import WordPieceTokenizer
-from bertcourse.training import train
 
 V = 23
 
@@ -384,7 +384,7 @@ def tiny_loader() -> list[dict[str, torch.Tensor]]:
         (dict(max_steps=2, weight_decay=float("nan")), "weight_decay must be a finite number >= 0"),
         (dict(max_steps=2, max_grad_norm=float("nan")), "max_grad_norm must be a finite number > 0"),
         (dict(max_steps=2, warmup_steps=1.5), "warmup_steps must be an integer"),
-        (dict(max_steps=2, eval_every=0), "eval_every must be a positive integer"),
+        (dict(max_steps=2, eval_every=-1), "eval_every must be an integer >= 0"),
         (dict(max_steps=2, device="gpu"), "device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
         (dict(max_steps=2, device="cuda:7"), "device 'cuda:7' does not exist here"),
     ],
@@ -399,6 +399,8 @@ def test_train_refuses_bad_hyper_parameters_naming_them(kwargs: dict, match: str
 def test_train_refuses_list_batches() -> None:
     with pytest.raises(ValueError, match="batches must be dicts of tensors"):
         train(gpt(), [[IDS, IDS]], max_steps=1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"batches must be dicts of tensors.*list"):  # lists of lists, not tensors
+        train(gpt(), [{"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]]}], max_steps=1, device="cpu", progress=False)
 
 
 class NoLoss(torch.nn.Module):
@@ -437,3 +439,57 @@ def test_a_one_label_task_head_is_a_regression_like_bert() -> None:
     torch.testing.assert_close(
         out.loss, torch.nn.functional.mse_loss(out.logits.squeeze(-1), torch.tensor([0.5, -1.0]))
     )
+
+
+# ---- issue 20's list: each bad input is refused naming its argument, before any work -------------------
+
+
+def test_wordpiece_trainer_refuses_a_corpus_without_words() -> None:
+    for empty in ([], [""], ["   \n"]):
+        with pytest.raises(ValueError, match="texts must hold at least one word"):
+            WordPieceTokenizer.train(empty, vocab_size=50)
+
+
+def test_mask_tokens_refuses_an_absurd_vocab_size_without_allocating() -> None:
+    ids = torch.tensor([[5, 6, 7]])
+    with pytest.raises(ValueError, match=r"vocab_size must be an integer in \[1, 2\*\*31\)"):
+        mask_tokens(ids, vocab_size=2**40, mask_token_id=1, special_token_ids=[0, 1])
+    # a large but valid vocabulary draws its random replacements without a (V,) table: fast, and never special
+    draws, _ = mask_tokens(
+        torch.full((4, 512), 5), vocab_size=2**31 - 1, mask_token_id=1, special_token_ids=[0, 1, 2],
+        mlm_probability=0.99, generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    replaced = draws[(draws != 5) & (draws != 1)]
+    assert replaced.numel() > 0 and bool((replaced > 2).all())
+
+
+def test_mask_tokens_random_replacements_are_the_non_special_ids_uniformly() -> None:
+    """The rank-then-skip draw is uniform over exactly the non-special ids."""
+    ids = torch.full((200, 100), 4)
+    masked, _ = mask_tokens(
+        ids, vocab_size=8, mask_token_id=3, special_token_ids=[0, 5], mlm_probability=0.99,
+        generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    counts = torch.bincount(masked[(masked != 3) & (masked != 4)], minlength=8)
+    assert counts[[0, 3, 5]].sum() == 0  # specials (and [MASK]) never drawn
+    shares = counts[[1, 2, 6, 7]].float() / counts.sum()  # 4 kept as it is: its draws are invisible
+    assert bool(((shares - 0.25).abs() < 0.03).all()), shares
+
+
+def test_from_pretrained_refuses_a_missing_map_location_naming_it(tmp_path: Path) -> None:
+    GPT(GPTConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=8)).save_pretrained(tmp_path)
+    if torch.cuda.device_count() > 99:
+        pytest.skip("this machine has a cuda:99")
+    with pytest.raises(ValueError, match="map_location 'cuda:99' does not exist here"):
+        GPT.from_pretrained(tmp_path, map_location="cuda:99")
+    with pytest.raises(ValueError, match="map_location must be 'cpu'"):
+        GPT.from_pretrained(tmp_path, map_location="gpu")
+
+
+@needs_hf
+def test_bert_from_hf_refuses_an_id2label_that_is_not_a_mapping_of_label_ids() -> None:
+    hf = transformers.BertForSequenceClassification(hf_bert(num_labels=2))
+    for bad in ("abc", {"x": "a"}, {0: "a", 2: "b"}):
+        config = hf.config.to_dict() | {"id2label": bad}
+        with pytest.raises(CheckpointError, match="id2label must be a dict"):
+            bert_from_hf(hf.state_dict(), config=config)

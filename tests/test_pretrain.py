@@ -21,13 +21,18 @@ import torch
 from safetensors.torch import load_file
 
 from bertcourse.base import CheckpointError
+from bertcourse.data.pretraining import PretrainData, derive_seed, split_documents, tokenize_documents
+from bertcourse.engine import NonFiniteLossError, flops_per_token, mfu
 from bertcourse.gpt import GPT, GPTConfig
-from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss
-from bertcourse.pretrain import flops_per_token, main, mfu, parse_args
-from bertcourse.pretrain.cli import build_model, build_tokenizer, load_corpus
-from bertcourse.pretrain.data import PretrainData, derive_seed, split_documents, tokenize_documents
-from bertcourse.pretrain.losses import TERM_WEIGHTS, loss_sums, target_counts
-from bertcourse.training import NonFiniteLossError
+from bertcourse.objectives import (
+    IGNORE_INDEX,
+    PRETRAINING_TERMS,
+    masked_lm_loss,
+    pretraining_loss_sums,
+    pretraining_target_counts,
+)
+from bertcourse.pretrain import main, parse_args
+from bertcourse.pretrain.run import build_tokenizer, load_corpus, model_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--size", "tiny", "--d-model", "32", "--d-ff", "64", "--d-hidden", "64", "--seq-len", "32"]
@@ -90,11 +95,11 @@ def test_global_normalisation_makes_the_split_gradient_exact(toy_setup, model):
     args, tokenizer, docs = toy_setup
     args.model, args.dropout = model, 0.0
     torch.manual_seed(0)
-    net = build_model(args, tokenizer)
+    net = model_from_args(args, tokenizer)
     data = PretrainData(model, docs, tokenizer, seq_len=32, seed=1)
     whole = data.batch(0, 0, 8, 0, 1)
     halves = [data.batch(0, 0, 8, r, 2) for r in range(2)]
-    weights_ = TERM_WEIGHTS[model]
+    weights_ = PRETRAINING_TERMS[model]
 
     def grad(loss):
         net.zero_grad()
@@ -102,15 +107,15 @@ def test_global_normalisation_makes_the_split_gradient_exact(toy_setup, model):
         return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
 
     def loss_of(batch, counts, scale):
-        sums = loss_sums(model, net, batch)
+        sums = pretraining_loss_sums(model, net, batch)
         return scale * sum(weights_[k] * sums[k] / counts[k] for k in sums)
 
-    full = grad(loss_of(whole, target_counts(model, whole), 1.0))
-    global_counts = {k: sum(target_counts(model, h)[k] for h in halves) for k in weights_}
+    full = grad(loss_of(whole, pretraining_target_counts(model, whole), 1.0))
+    global_counts = {k: sum(pretraining_target_counts(model, h)[k] for h in halves) for k in weights_}
     split = sum(grad(loss_of(h, global_counts, 2.0)) for h in halves) / 2
     torch.testing.assert_close(split, full, rtol=1e-4, atol=1e-6)
     if model == "bert":
-        naive = sum(grad(loss_of(h, target_counts(model, h), 1.0)) for h in halves) / 2
+        naive = sum(grad(loss_of(h, pretraining_target_counts(model, h), 1.0)) for h in halves) / 2
         assert not torch.allclose(naive, full, rtol=1e-3, atol=1e-5)
 
 
@@ -137,7 +142,7 @@ def test_two_process_torchrun_equals_one_process(tmp_path, model):
     args = parse_args(flags)
     train_docs, _ = split_documents(load_corpus(args), args.eval_fraction)
     torch.manual_seed(derive_seed(args.seed, "init"))
-    initial = build_model(args, build_tokenizer(args, train_docs)).state_dict()
+    initial = model_from_args(args, build_tokenizer(args, train_docs)).state_dict()
     assert max(float((one[k] - initial[k]).abs().max()) for k in one) > 1e-3  # training moved the weights
     assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), abs=1e-5)
 

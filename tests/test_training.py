@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bertcourse import training
+from bertcourse import engine
 from bertcourse.bert import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel
 from bertcourse.data.collators import (
     ClassificationDataset,
@@ -24,14 +25,14 @@ from bertcourse.data.collators import (
 )
 from bertcourse.data.toylang import POS_TAGS, ToyLanguage
 from bertcourse.elmo import ELMo, ELMoConfig
+from bertcourse.engine import History, NonFiniteLossError, evaluate, lr_lambda, param_groups
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.heads import SequenceClassifier, TokenClassifier
 from bertcourse.outputs import SequenceClassifierOutput
 from bertcourse.tokenizers import WordPieceTokenizer
-from bertcourse.training import History, NonFiniteLossError, evaluate, lr_lambda, param_groups
 
 STEPS = 100
-train = functools.partial(training.train, device="cpu")  # CPU, where runs repeat exactly; the GPU test overrides it
+train = functools.partial(engine.train, device="cpu")  # CPU, where runs repeat exactly; the GPU test overrides it
 TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "max_len": 32, "dropout": 0.0}
 
 
@@ -302,14 +303,27 @@ def test_checkpoints_are_written_and_reload(tmp_path: Path, lang_data) -> None:
     tok, texts, _ = lang_data
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, **TINY))
     loader = _loader(TextDataset(texts[:32], tok), LMCollator(tok))
-    train(model, loader, max_steps=4, eval_every=2, checkpoint_dir=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-2", "step-4"]
-    reloaded = GPT.from_pretrained(tmp_path / "step-4")
+    train(model, loader, max_steps=4, checkpoint_dir=tmp_path / "run", checkpoint_every=2)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["step"] == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    reloaded = GPT.from_pretrained(tmp_path / "run")
     assert all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True)
     )
     with pytest.raises(ValueError, match="save_pretrained"):
         train(TokenClassifier(model, 32, 2), loader, max_steps=1, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="step-indexed"):  # a shuffled DataLoader cannot say where it stood
+        train(model, loader, max_steps=4, checkpoint_dir=tmp_path / "run", resume=True)
+
+
+def test_eval_every_zero_never_evaluates_and_negative_is_refused(lang_data) -> None:
+    tok, texts, _ = lang_data
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, **TINY))
+    loader = _loader(TextDataset(texts[:32], tok), LMCollator(tok))
+    history = train(model, loader, max_steps=3, eval_loader=loader, eval_every=0)
+    assert history.eval_step == [] and len(history.step) == 3 and history.tokens > 0 and history.seconds > 0
+    with pytest.raises(ValueError, match="eval_every"):
+        train(model, loader, max_steps=3, eval_every=-1)
 
 
 def test_callback_runs_at_each_evaluation_step_and_leaves_training_unchanged(lang_data) -> None:

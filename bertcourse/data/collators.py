@@ -243,7 +243,7 @@ class MLMCollator(PadCollator):
     never arrives without any: the chosen share is then a little above ``mlm_probability`` on short
     sequences. ``labels`` hold the original id at chosen positions
     and -100 elsewhere. NSP fields (``token_type_ids``, ``next_sentence_label``) pass through.
-    With ``seed=None`` the draws come from torch's global generator (so ``training.train(seed=...)``
+    With ``seed=None`` the draws come from torch's global generator (so ``bertcourse.train(seed=...)``
     makes them repeatable); an int seeds a generator of the collator's own.
     """
 

@@ -1,8 +1,9 @@
 """The head-to-head experiment's parts: same-budget set-up, cloze by cue, fine-tuning, influence, cost.
 
-``python -m bertcourse.compare`` runs them all (see ``bertcourse.compare`` for the results schema);
-chapters 07 and 08 import the pieces. ``experiments.report`` (tables and figures) needs matplotlib and
-is not imported here.
+``head_to_head.run`` runs them all (its docstring gives the results schema), also as
+``python -m bertcourse.compare``; chapters 07 and 08 import the pieces (``build_model`` and
+``same_budget_configs`` come from ``bertcourse.registry``). ``experiments.report`` (tables and
+figures) needs matplotlib and is not imported here.
 """
 
 from bertcourse.experiments.cloze import cloze_accuracy, cloze_correct, cloze_scores, encode_cloze
@@ -17,12 +18,12 @@ from bertcourse.experiments.setup import (
     PRESETS,
     TASKS,
     Preset,
-    PretrainingData,
-    build_model,
+    PretrainingCorpus,
     language,
-    pretraining_data,
-    same_budget_configs,
+    preset_configs,
+    pretraining_corpus,
 )
+from bertcourse.registry import build_model, same_budget_configs
 
 __all__ = [
     "DATA_SEED",
@@ -31,7 +32,7 @@ __all__ = [
     "PRESETS",
     "TASKS",
     "Preset",
-    "PretrainingData",
+    "PretrainingCorpus",
     "aggregate",
     "build_model",
     "cloze_accuracy",
@@ -44,7 +45,8 @@ __all__ = [
     "influence_matrix",
     "language",
     "model_influence",
-    "pretraining_data",
+    "preset_configs",
+    "pretraining_corpus",
     "representation_size",
     "same_budget_configs",
     "side_shares",

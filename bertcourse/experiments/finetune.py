@@ -1,7 +1,8 @@
 """Fine-tuning any of the three encoders on a toy task, with one head and one budget for all.
 
 Every model is put under the same head (``heads.SequenceClassifier`` with mean pooling, or
-``heads.TokenClassifier`` for part of speech) and trained with ``training.train`` for the same steps.
+``heads.TokenClassifier`` for part of speech) and trained by the engine (``bertcourse.engine.train``)
+for the same steps.
 GPT keeps its causal mask, as the BERT paper's left-to-right ablation does: its state at t has read
 tokens <= t only. Accuracy is reported overall and by the position of each item's deciding cue.
 
@@ -21,10 +22,10 @@ from torch.utils.data import DataLoader
 from bertcourse.data.collators import ClassificationDataset, PadCollator, TokenClassificationDataset
 from bertcourse.data.toylang import TaskItem, ToyLanguage
 from bertcourse.elmo import ELMo
+from bertcourse.engine import train
 from bertcourse.heads import SequenceClassifier, TokenClassifier
 from bertcourse.objectives import IGNORE_INDEX
 from bertcourse.tokenizers import Tokenizer
-from bertcourse.training import train
 
 __all__ = ["finetune", "representation_size", "task_items"]
 

@@ -2,27 +2,22 @@
 
 A :class:`Preset` fixes everything the three models share: the toy-language corpus and its knobs, the
 WordPiece vocabulary, the width and depth, the batch size, the number of optimizer steps and the peak
-learning rate. :func:`same_budget_configs` sizes the three models so that their parameter counts agree
-(ELMo's LSTM cell size ``d_hidden`` is solved for), and :func:`pretraining_data` turns the corpus into
-one list of sequences "[CLS] A [SEP] B [SEP]" that every model reads, so all see the same tokens:
+learning rate. :func:`preset_configs` sizes the three models through the registry's
+``same_budget_configs`` so that their parameter counts agree (ELMo's LSTM cell size ``d_hidden`` is
+solved for), and :meth:`PretrainingCorpus.data` gives every model the same sequences
+"[CLS] A [SEP] B [SEP]", so all see the same tokens:
 
-* ELMo and GPT: the sequences as plain text (``LMCollator``), next-token (and previous-token) LM;
-* BERT: the same sequences with segment ids and next-sentence labels, masked by ``MLMCollator``.
+* ELMo and GPT: the sequences as plain text, next-token (and previous-token) LM;
+* BERT: the same sequences with segment ids and next-sentence labels, masked (80/10/10).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-import torch
-from torch.utils.data import DataLoader
-
-from bertcourse.bert import BertConfig, BertForPreTraining
-from bertcourse.data.collators import LMCollator, MLMCollator, NSPDataset, TextDataset
+from bertcourse.data.pretraining import PretrainData, tokenize_documents
 from bertcourse.data.toylang import ToyLanguage
-from bertcourse.elmo import ELMo, ELMoConfig
-from bertcourse.gpt import GPT, GPTConfig
+from bertcourse.registry import MODELS, ModelConfig, ModelName, same_budget_configs
 from bertcourse.tokenizers import WordPieceTokenizer
 
 __all__ = [
@@ -31,17 +26,12 @@ __all__ = [
     "MODELS",
     "PRESETS",
     "TASKS",
-    "ModelName",
     "Preset",
-    "PretrainingData",
-    "build_model",
+    "PretrainingCorpus",
     "language",
-    "pretraining_data",
-    "same_budget_configs",
+    "preset_configs",
+    "pretraining_corpus",
 ]
-
-ModelName = Literal["elmo", "gpt", "bert"]
-MODELS: tuple[ModelName, ...] = ("elmo", "gpt", "bert")
 TASKS: tuple[str, ...] = ("sentiment", "acceptability", "pos", "nsp")
 """The fine-tuning tasks: the toy language's ``sentiment_task``, ``acceptability_task``, ``pos_task``, ``nsp_task``."""
 
@@ -122,90 +112,30 @@ def language(preset: Preset, seed: int) -> ToyLanguage:
 
 
 @dataclass
-class PretrainingData:
-    """The shared corpus as sequences: ``documents`` (lists of sentences), the tokenizer, and both datasets."""
+class PretrainingCorpus:
+    """The shared corpus: ``documents`` (lists of sentences), the WordPiece ``tokenizer`` trained on it,
+    and ``ids``, every sentence as token ids."""
 
     documents: list[list[str]]
     tokenizer: WordPieceTokenizer
-    pairs: NSPDataset  # "[CLS] A [SEP] B [SEP]" with token_type_ids and next_sentence_label (BERT)
-    texts: TextDataset  # the same input_ids, without the NSP fields (ELMo, GPT)
+    ids: list[list[list[int]]]
 
-    @property
-    def n_tokens(self) -> int:
-        """Tokens in one pass over the sequences, [CLS] and [SEP] included."""
-        return sum(len(f["input_ids"]) for f in self.texts.features)
-
-    def loader(self, model: ModelName, batch_size: int, mlm_probability: float = 0.15, seed: int = 0) -> DataLoader:
-        """Shuffled batches for ``model``'s own objective.
-
-        The order comes from a generator of its own seeded with ``seed``, so every model reads the same
-        sequences in the same order whatever random numbers its dropout or masking draws; BERT's masking
-        follows torch's global seed (``training.train(seed=...)``).
-        """
-        order = torch.Generator().manual_seed(seed)
-        if model == "bert":
-            collate = MLMCollator(self.tokenizer, mlm_probability)
-            return DataLoader(self.pairs, batch_size, shuffle=True, collate_fn=collate, generator=order)
-        return DataLoader(self.texts, batch_size, shuffle=True, collate_fn=LMCollator(self.tokenizer), generator=order)
+    def data(self, name: ModelName, preset: Preset, seed: int) -> PretrainData:
+        """What model ``name`` reads in run ``seed``: sentence pairs "[CLS] A [SEP] B [SEP]" of at most
+        ``preset.max_len`` tokens, the same token ids for every model (BERT masks them and predicts the
+        pair's label); the order, the pairs and the masks are functions of (seed, epoch, index)."""
+        return PretrainData(name, self.ids, self.tokenizer, preset.max_len, seed, preset.mlm_probability, "pairs")
 
 
-def pretraining_data(preset: Preset) -> PretrainingData:
-    """The corpus, the WordPiece tokenizer trained on it, and the sequences every model pre-trains on."""
+def pretraining_corpus(preset: Preset) -> PretrainingCorpus:
+    """The corpus of ``preset`` (seed ``DATA_SEED``) and the WordPiece tokenizer trained on it."""
     documents = [d.texts for d in language(preset, DATA_SEED).corpus(preset.n_docs)]
     tokenizer = WordPieceTokenizer.train([s for d in documents for s in d], preset.vocab_size)
-    pairs = NSPDataset(documents, tokenizer, seed=DATA_SEED, max_length=preset.max_len)
-    texts = TextDataset([], tokenizer)
-    texts.features = [{"input_ids": f["input_ids"]} for f in pairs.features]  # the very same token ids
-    return PretrainingData(documents, tokenizer, pairs, texts)
+    return PretrainingCorpus(documents, tokenizer, tokenize_documents(documents, tokenizer))
 
 
-def _elmo_parameters(vocab_size: int, d_model: int, d_hidden: int, n_layers: int) -> int:
-    """ELMo's parameter count: embedding, 2 n_layers projected LSTMs, the softmax, the scalar mix.
-
-    One LSTM with input and projection size d and h cells: W_ih (4h, d), W_hh (4h, d), two biases (4h),
-    W_hr (d, h): h (9 d + 8) parameters.
-    """
-    return (
-        vocab_size * d_model + 2 * n_layers * d_hidden * (9 * d_model + 8) + vocab_size * (d_model + 1) + n_layers + 2
+def preset_configs(preset: Preset, vocab_size: int) -> dict[ModelName, ModelConfig]:
+    """The three models' configs at ``preset``'s sizes, with matched parameter counts (``same_budget_configs``)."""
+    return same_budget_configs(
+        vocab_size, preset.d_model, preset.n_layers, preset.n_heads, preset.d_ff, preset.max_len, preset.dropout
     )
-
-
-def same_budget_configs(
-    vocab_size: int,
-    d_model: int = 128,
-    n_layers: int = 2,
-    n_heads: int = 4,
-    d_ff: int = 512,
-    max_len: int = 256,
-    dropout: float = 0.1,
-) -> dict[ModelName, ELMoConfig | GPTConfig | BertConfig]:
-    """Configs of ELMo, GPT and BERT of one depth and vocabulary, with matched parameter counts.
-
-    GPT and BERT share ``d_model``, ``n_layers``, ``n_heads``, ``d_ff``, ``max_len``; they differ only by
-    BERT's segment embeddings, pooler, MLM transform and NSP head. An LSTM layer costs about 9 d^2 per
-    direction where a Transformer block costs 12 d^2 for both, and ELMo's softmax is not tied to its
-    embedding, so at the same width ELMo would be the largest. Its ``d_model`` is therefore the largest
-    multiple of 8 for which some ``d_hidden >= 2 d_model`` (LSTM cells per layer and direction, projected
-    down to ``d_model`` as in the paper, which used 4096 -> 512) brings its count within 2% of the mean
-    of the other two, with that ``d_hidden``.
-    """
-    gpt = GPTConfig(vocab_size, d_model, n_layers, n_heads, d_ff, max_len, dropout, dropout)
-    bert = BertConfig(vocab_size, d_model, n_layers, n_heads, d_ff, max_len, dropout=dropout, attention_dropout=dropout)
-    target = (GPT(gpt).num_parameters() + BertForPreTraining(bert).num_parameters()) / 2
-    for width in range(d_model - d_model % 8, 7, -8):
-        d_hidden = min(
-            range(2 * width, 16 * width),
-            key=lambda h, w=width: abs(_elmo_parameters(vocab_size, w, h, n_layers) - target),
-        )
-        if abs(_elmo_parameters(vocab_size, width, d_hidden, n_layers) - target) <= 0.02 * target:
-            elmo = ELMoConfig(vocab_size, width, d_hidden, n_layers, dropout)
-            return {"elmo": elmo, "gpt": gpt, "bert": bert}
-    raise ValueError(f"no ELMo of width <= d_model={d_model} matches {target:.0f} parameters; raise d_model")
-
-
-def build_model(name: ModelName, config: ELMoConfig | GPTConfig | BertConfig) -> ELMo | GPT | BertForPreTraining:
-    """The pre-training model of ``name``: ``ELMo``, ``GPT`` or ``BertForPreTraining`` (MLM + NSP)."""
-    classes = {"elmo": ELMo, "gpt": GPT, "bert": BertForPreTraining}
-    if name not in classes:
-        raise ValueError(f"name must be one of {MODELS}, got {name!r}")
-    return classes[name](config)

@@ -3,10 +3,8 @@
     python -m bertcourse.pretrain --model bert --steps 1000 --batch-size 64 --out runs/bert
     torchrun --nproc_per_node 8 -m bertcourse.pretrain --model bert --steps 1000 --batch-size 512 --out runs/bert
 
-One concept per module: ``cli`` (flags, sizes, corpora), ``data`` (examples whose random choices do not
-depend on the process), ``losses`` (normalised by the global number of targets), ``distributed``
-(torchrun's process group), ``checkpoint`` (resumable, verified safetensors), ``flops`` (MFU) and
-``loop`` (the run itself).
+``cli`` declares the flags (each once); ``run`` loads the corpus and tokenizer, builds the model through
+``bertcourse.registry`` and trains it with the engine, ``bertcourse.engine.train``.
 """
 
 from __future__ import annotations
@@ -15,10 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bertcourse.pretrain.cli import PretrainArgs, parse_args
-from bertcourse.pretrain.flops import flops_per_token, mfu
-from bertcourse.pretrain.loop import run
+from bertcourse.pretrain.run import run
 
-__all__ = ["PretrainArgs", "flops_per_token", "main", "mfu", "parse_args", "run"]
+__all__ = ["PretrainArgs", "main", "parse_args", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

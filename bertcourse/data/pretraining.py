@@ -11,9 +11,16 @@ function of (seed, epoch, example index) alone:
   (seed, epoch) and computed identically by every process;
 - BERT's masked positions: ``objectives.mask_tokens`` with a generator seeded by (seed, epoch, index).
 
-GPT and ELMo read packed blocks: every document's ids (``[CLS] ... [SEP]``) are concatenated into one
-stream that is cut into blocks of ``seq_len`` tokens, so no block is padded. BERT reads
-``[CLS] A [SEP] B [SEP]`` pairs of consecutive (or random) sentences, cut to ``seq_len`` and padded.
+Two layouts. ``"pairs"``: ``[CLS] A [SEP] B [SEP]`` of consecutive (or random) sentences, cut to
+``seq_len`` and padded; BERT masks them and predicts the pair's label, while ELMo and GPT read the very
+same token ids as plain text (the head-to-head experiment gives all three models the same tokens this
+way). ``"packed"`` (GPT and ELMo only): every document's ids (``[CLS] ... [SEP]``) are concatenated into
+one stream that is cut into blocks of ``seq_len`` tokens, so no block is padded (the command line's
+default for the two LMs).
+
+:meth:`PretrainData.batches` turns the examples into a step-indexed batch source for the engine
+(``bertcourse.engine.train``): ``batch_at(step)`` is a function of the step alone, which is what makes a
+resumed run equal an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -31,9 +38,9 @@ from bertcourse.data.collators import LMCollator, PadCollator
 from bertcourse.objectives import mask_tokens, next_sentence_pairs
 from bertcourse.tokenizers import WordPieceTokenizer
 
-__all__ = ["PretrainData", "derive_seed", "split_documents", "tokenize_documents"]
+__all__ = ["Layout", "PretrainBatches", "PretrainData", "derive_seed", "split_documents", "tokenize_documents"]
 
-ModelName = Literal["elmo", "gpt", "bert"]
+Layout = Literal["pairs", "packed"]
 
 
 def derive_seed(*parts: object) -> int:
@@ -79,37 +86,44 @@ class PretrainData:
     """The examples of one corpus split for one model, and the batches each process reads.
 
     Args:
-        model: ``"elmo"`` and ``"gpt"`` read packed blocks, ``"bert"`` masked sentence pairs.
+        model: ``"bert"`` reads masked sentence pairs with their next-sentence labels; ``"elmo"`` and
+            ``"gpt"`` read plain text, in ``layout``.
         documents: documents of sentences, each sentence as token ids without special tokens.
         tokenizer: provides the special ids and the vocabulary size.
         seq_len: tokens per example, special tokens included.
         seed: the run's seed; every random choice derives from it.
         mlm_probability: BERT's share of masked positions.
+        layout: ``"pairs"`` or ``"packed"`` (module docstring); default ``"pairs"`` for BERT, ``"packed"``
+            for the two LMs.
     """
 
-    model: ModelName
+    model: str
     documents: list[list[list[int]]]
     tokenizer: WordPieceTokenizer
     seq_len: int
     seed: int
     mlm_probability: float = 0.15
+    layout: Layout | None = None
 
     def __post_init__(self) -> None:
         if self.model not in ("elmo", "gpt", "bert"):
             raise ValueError(f"model must be 'elmo', 'gpt' or 'bert', got {self.model!r}")
         if self.seq_len < 8:
             raise ValueError(f"seq_len must be >= 8, got {self.seq_len}")
+        if self.layout is None:
+            self.layout = "pairs" if self.model == "bert" else "packed"
+        if self.layout not in ("pairs", "packed") or (self.model == "bert" and self.layout != "pairs"):
+            raise ValueError(f"layout must be 'pairs' (any model) or 'packed' (elmo, gpt), got {self.layout!r}")
         tok = self.tokenizer
         self._order_key: tuple[int, int, int] | None = None
         self._order: list[int] = []
-        if self.model == "bert":
-            self.collate = PadCollator(tok)
-            self._blocks: list[list[int]] = []
-            self._pairs_epoch: int | None = None
-            self._pairs: list[tuple[list[int], list[int], int]] = []
+        self.collate = PadCollator(tok) if self.model == "bert" else LMCollator(tok)
+        self._blocks: list[list[int]] = []
+        self._pairs_epoch: int | None = None
+        self._pairs: list[tuple[list[int], list[int], int]] = []
+        if self.layout == "pairs":
             self._length = len(self._nsp_pairs(0))
         else:
-            self.collate = LMCollator(tok)
             stream = []  # every document as [CLS] s_1 s_2 ... [SEP], one after the other
             for doc in self.documents:
                 stream += [tok.cls_token_id, *(t for sentence in doc for t in sentence), tok.sep_token_id]
@@ -120,7 +134,7 @@ class PretrainData:
             raise ValueError(f"the corpus yields no example of seq_len={self.seq_len} for {self.model}")
 
     def __len__(self) -> int:
-        """Examples per epoch: packed blocks (GPT, ELMo) or consecutive sentence pairs (BERT)."""
+        """Examples per epoch: packed blocks or sentence pairs."""
         return self._length
 
     def _nsp_pairs(self, epoch: int) -> list[tuple[list[int], list[int], int]]:
@@ -132,12 +146,14 @@ class PretrainData:
 
     def example(self, index: int, epoch: int) -> dict[str, list[int] | int]:
         """Example ``index`` of ``epoch`` as a feature dict (lists of ints), ready for ``self.collate``."""
-        if self.model != "bert":
+        if self.layout == "packed":
             return {"input_ids": self._blocks[index]}
         tok = self.tokenizer
         a, b, label = self._nsp_pairs(epoch)[index]
         a, b = _truncate_pair(a, b, self.seq_len - 3)
         ids = [tok.cls_token_id, *a, tok.sep_token_id, *b, tok.sep_token_id]
+        if self.model != "bert":
+            return {"input_ids": ids}
         generator = torch.Generator().manual_seed(derive_seed(self.seed, "mask", epoch, index))
         masked, labels = mask_tokens(
             torch.tensor([ids]),  # (1, T): one example, so its draws do not depend on its batch
@@ -146,6 +162,7 @@ class PretrainData:
             special_token_ids=tok.special_token_ids,
             mlm_probability=self.mlm_probability,
             generator=generator,
+            at_least_one=True,  # as BERT's data script: every pair has a masked-LM target
         )
         return {
             "input_ids": masked[0].tolist(),
@@ -174,9 +191,35 @@ class PretrainData:
         indices = local[step_in_epoch * per_rank : (step_in_epoch + 1) * per_rank]
         return self.collate([self.example(i, epoch) for i in indices])
 
+    def batches(self, batch_size: int, rank: int = 0, world_size: int = 1) -> PretrainBatches:
+        """The step-indexed batch source of this process for the engine (``batch_at(step)``, 1-based)."""
+        if self.steps_per_epoch(batch_size) == 0:
+            raise ValueError(f"batch_size {batch_size} exceeds the {len(self)} examples of one epoch")
+        return PretrainBatches(self, batch_size, rank, world_size)
+
     def eval_batches(self, batch_size: int, rank: int, world_size: int, max_examples: int) -> list[dict[str, Tensor]]:
         """Fixed evaluation batches (epoch 0's draws, the first ``max_examples``), split across processes."""
         indices = list(range(min(len(self), max_examples)))[rank::world_size]
         per_rank = max(1, batch_size // world_size)
         chunks = [indices[i : i + per_rank] for i in range(0, len(indices), per_rank)]
         return [self.collate([self.example(i, 0) for i in chunk]) for chunk in chunks]
+
+
+@dataclass
+class PretrainBatches:
+    """Process ``rank``'s batch of each global step: step s (1-based) is batch (s - 1) mod E of epoch
+    (s - 1) // E, with E batches per epoch; a function of the step alone (see the module docstring)."""
+
+    data: PretrainData
+    batch_size: int
+    rank: int = 0
+    world_size: int = 1
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, batch within the epoch) of global step ``step``."""
+        return divmod(step - 1, self.data.steps_per_epoch(self.batch_size))
+
+    def batch_at(self, step: int) -> dict[str, Tensor]:
+        """This process's share of global batch ``step``."""
+        epoch, in_epoch = self.position(step)
+        return self.data.batch(epoch, in_epoch, self.batch_size, self.rank, self.world_size)

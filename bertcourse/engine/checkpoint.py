@@ -34,7 +34,7 @@ from bertcourse.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, PreTrain
 
 __all__ = ["FORMAT", "TrainingState", "load_checkpoint", "save_checkpoint"]
 
-FORMAT = "bertcourse.pretrain/1"
+FORMAT = "bertcourse.pretrain/1"  # the engine's checkpoint format (name kept: old runs resume)
 OPTIMIZER_NAME = "optimizer.safetensors"
 STATE_NAME = "state.json"
 
