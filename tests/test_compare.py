@@ -36,6 +36,7 @@ from bertcourse.experiments import (
     same_budget_configs,
     side_shares,
     stat,
+    t_quantile_975,
     validate_results,
 )
 
@@ -137,14 +138,21 @@ def test_influence_matrix_is_causal_for_gpt_one_sided_for_elmo_full_for_bert(dat
 
 
 def test_stat_and_schema_errors_name_the_field() -> None:
-    assert stat([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2**0.5), "n": 2}
-    assert stat([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1}
+    two = stat([1.0, 3.0])  # mean 2, sample std sqrt(2), t_{0.975, 1} = 12.706: 2 +- 12.706 * sqrt(2) / sqrt(2)
+    assert two["mean"] == 2.0 and two["std"] == pytest.approx(2**0.5) and two["n"] == 2
+    assert two["ci95"] == pytest.approx([2 - 12.706, 2 + 12.706])
+    assert stat([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1, "ci95": None}
+    five = stat([0.1, 0.2, 0.3, 0.4, 0.5])  # std 0.158, t_{0.975, 4} = 2.776
+    assert five["ci95"] == pytest.approx([0.3 - 2.776 * 0.15811 / 5**0.5, 0.3 + 2.776 * 0.15811 / 5**0.5], abs=1e-4)
+    assert t_quantile_975(60) == pytest.approx(2.000, abs=1e-3)
+    assert t_quantile_975(1000) == pytest.approx(1.962, abs=1e-3)
     with pytest.raises(ValueError, match="chance"):
         validate_results({"models": {}})
     with pytest.raises(ValueError, match="'right'"):
         validate_results({"models": {}, "chance": {"cloze": {"left": 0.5}}})
 
 
+@pytest.mark.slow
 def test_parallel_runs_equal_one_by_one(tmp_path: Path) -> None:
     """Worker processes (jobs=2) give the very records one process gives, but for the timings."""
     small = dataclasses.replace(TINY, n_docs=60, pretrain_steps=10, cloze_items=10, finetune_train=32,
@@ -173,6 +181,7 @@ def test_run_rejects_bad_arguments(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- the tiny preset, end to end
+@pytest.mark.slow
 def test_tiny_results_follow_the_schema(tiny_run: tuple[Path, dict[str, Any]]) -> None:
     out, results = tiny_run
     validate_results(results)
@@ -195,6 +204,7 @@ def test_tiny_results_follow_the_schema(tiny_run: tuple[Path, dict[str, Any]]) -
         validate_results(broken)
 
 
+@pytest.mark.slow
 def test_tiny_separates_the_models_where_they_must_differ(tiny_run: tuple[Path, dict[str, Any]]) -> None:
     results = tiny_run[1]
     models, chance = results["models"], results["chance"]["cloze"]
@@ -214,6 +224,7 @@ def test_tiny_separates_the_models_where_they_must_differ(tiny_run: tuple[Path, 
     assert models["bert"]["influence"]["all"]["right"]["mean"] > 0.1
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_the_runs_it_finds(tiny_run: tuple[Path, dict[str, Any]], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     out, results = tiny_run
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bertcourse import compare
 from bertcourse.engine import train
 from bertcourse.experiments import PRESETS, preset_configs, pretraining_corpus
-from bertcourse.experiments.interaction import interaction, model_interaction
+from bertcourse.experiments.interaction import (
+    cloze_interaction,
+    cloze_probe,
+    interaction,
+    linear_probe,
+    model_interaction,
+)
 from bertcourse.registry import MODELS, build_model
 
 TINY = PRESETS["tiny"]
@@ -52,6 +59,7 @@ def trained() -> tuple[dict[str, torch.nn.Module], object]:
     return models, corpus.tokenizer
 
 
+@pytest.mark.slow
 def test_interaction_is_zero_for_elmo_and_gpt_and_positive_for_bert_on_trained_models(trained) -> None:  # type: ignore[no-untyped-def]
     models, tok = trained
     ids = torch.tensor([tok.encode("the dogs run and the cat sees .")])
@@ -66,3 +74,25 @@ def test_interaction_is_zero_for_elmo_and_gpt_and_positive_for_bert_on_trained_m
         assert float(model_interaction(models["elmo"], ids, alt, t, part)) < 1e-5
     with pytest.raises(ValueError, match="share"):
         model_interaction(models["bert"], ids, (ids + 1) % tok.vocab_size, t)
+
+
+def test_a_linear_probe_reads_xor_from_joint_features_but_not_from_additive_ones() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randint(0, 2, (400,), generator=g), torch.randint(0, 2, (400,), generator=g)
+    labels = a ^ b  # "and" when the polarities agree, "but" when they differ
+    noise = 0.1 * torch.randn(400, 6, generator=g)
+    left, right = torch.nn.functional.one_hot(a, 2).float(), torch.nn.functional.one_hot(b, 2).float()
+    additive = torch.cat([left, right, torch.zeros(400, 2)], 1) + noise  # f(L) beside g(R), as ELMo
+    joint = torch.cat([left, right, (left[:, :1] * right[:, :1]), (left[:, 1:] * right[:, 1:])], 1) + noise
+    assert abs(linear_probe(additive, labels) - 0.5) < 0.1
+    assert linear_probe(joint, labels) > 0.95
+
+
+@pytest.mark.slow
+def test_cloze_interaction_and_probe_on_trained_models(trained) -> None:  # type: ignore[no-untyped-def]
+    models, tok = trained
+    items = [i for i in compare.evaluation_sets(TINY).cloze if i.cue == "both"]
+    scores = {name: cloze_interaction(model, items, tok, pairs=4) for name, model in models.items()}
+    assert scores["elmo"] < 1e-8 and scores["gpt"] < 1e-8 and scores["bert"] > 1e-5, scores  # bert: 7.8e-5
+    accuracy = cloze_probe(models["gpt"], items, tok)
+    assert 0.0 <= accuracy <= 1.0

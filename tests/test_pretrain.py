@@ -125,6 +125,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["bert", "elmo"])
 def test_two_process_torchrun_equals_one_process(tmp_path, model):
     """gloo DDP on 2 CPU processes vs 1 process, same global batch of 8, dropout 0: equal weights and losses."""
@@ -147,6 +148,7 @@ def test_two_process_torchrun_equals_one_process(tmp_path, model):
     assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_stop_after_then_resume_equals_uninterrupted(tmp_path):
     """With dropout on and an epoch boundary crossed (5 steps per epoch), resuming changes no bit."""
     flags = ["--steps", "8", "--dropout", "0.1", "--device", "cpu", "--toy-docs", "12"]
@@ -172,6 +174,7 @@ def _resume(out, flags, *changes):
     return main([*flags[: flags.index("--stop-after")], "--resume", *changes])
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_is_refused(stopped_run, tmp_path):
     out, flags = stopped_run
     copy = tmp_path / "run"
@@ -188,6 +191,7 @@ def test_corrupted_checkpoint_is_refused(stopped_run, tmp_path):
         _resume(copy, flags)
 
 
+@pytest.mark.slow
 def test_foreign_or_other_runs_checkpoint_is_refused(stopped_run, tmp_path):
     out, flags = stopped_run
     with pytest.raises(CheckpointError, match=r"another run \(.*lr: checkpoint 0.001, now 0.002.*seed"):
@@ -207,6 +211,7 @@ def test_foreign_or_other_runs_checkpoint_is_refused(stopped_run, tmp_path):
         main(tiny_args("gpt", tmp_path / "empty", "--steps", "4", "--resume"))
 
 
+@pytest.mark.slow
 def test_final_weights_load_and_resumed_run_finishes(stopped_run):
     out, flags = stopped_run
     record = _resume(out, flags)

@@ -300,7 +300,8 @@ def train(
                     model.train()
             if checkpoint is not None and (step == stop or (checkpoint_every and step % checkpoint_every == 0)):
                 if dist.is_main:
-                    epoch, in_epoch = train_loader.position(step) if stepped else (0, step)  # type: ignore[union-attr]
+                    # where the next batch comes from: (epoch, batches of it done)
+                    epoch, in_epoch = train_loader.position(step + 1) if stepped else (0, step)  # type: ignore[union-attr]
                     save_checkpoint(checkpoint, model, optimizer, TrainingState(step, epoch, in_epoch), identity)
                 dist.barrier()
             if log is not None:

@@ -10,7 +10,7 @@ from bertcourse.experiments.cloze import cloze_accuracy, cloze_correct, cloze_sc
 from bertcourse.experiments.cost import forward_time
 from bertcourse.experiments.finetune import finetune, representation_size, task_items
 from bertcourse.experiments.influence import embedding_function, influence_matrix, model_influence, side_shares
-from bertcourse.experiments.results import aggregate, stat, validate_results
+from bertcourse.experiments.results import aggregate, stat, t_quantile_975, validate_results
 from bertcourse.experiments.setup import (
     DATA_SEED,
     EVAL_SEED,
@@ -51,6 +51,7 @@ __all__ = [
     "same_budget_configs",
     "side_shares",
     "stat",
+    "t_quantile_975",
     "task_items",
     "validate_results",
 ]

@@ -22,8 +22,9 @@ records of one process). DIR receives ``runs/{model}-seed{seed}.json`` (one per 
 rerun skips them, so an interrupted run resumes), then ``results.json``, ``results.md`` (the tables) and
 PNG plots.
 
-``results.json`` schema (every ``stat`` is ``{"mean": float, "std": float, "n": int}`` over seeds, std the
-sample standard deviation, 0 for one seed; accuracies in [0, 1]; cue in ``left``, ``right``, ``far``, ``both``)::
+``results.json`` schema (every ``stat`` is ``{"mean": float, "std": float, "n": int, "ci95": [lo, hi]}`` over
+seeds, std the sample standard deviation (0 for one seed), ci95 the t-interval of the mean (null for one
+seed); accuracies in [0, 1]; cue in ``left``, ``right``, ``far``, ``both``)::
 
     {
       "preset": str, "config": {Preset fields}, "seeds": [int], "device": str, "command": str,
@@ -40,7 +41,9 @@ sample standard deviation, 0 for one seed; accuracies in [0, 1]; cue in ``left``
                        "loss_start": stat, "loss_end": stat},
           "forward_ms": {T: stat},                 # encode() of a (8, T) batch, median of 3
           "influence": {part: {"tokens": [str], "matrix": [[float]] (T x T, mean over seeds),
-                               "left": stat, "right": stat}}   # part "all"; ELMo also "forward", "backward"
+                               "left": stat, "right": stat}},  # part "all"; ELMo also "forward", "backward"
+          "interaction": stat,   # relative joint-context interaction at the `both` blank (experiments.interaction)
+          "probe": stat,         # held-out accuracy of a frozen linear and/but probe on that blank
         }
       },
       "chance": {"cloze": {cue: float}, "finetune": {task: float},    # majority-class share of the test items
@@ -76,6 +79,7 @@ from bertcourse.experiments.cloze import cloze_accuracy
 from bertcourse.experiments.cost import forward_time
 from bertcourse.experiments.finetune import finetune, task_items
 from bertcourse.experiments.influence import model_influence, side_shares
+from bertcourse.experiments.interaction import cloze_interaction, cloze_probe
 from bertcourse.experiments.results import aggregate, validate_results
 from bertcourse.experiments.setup import (
     EVAL_SEED,
@@ -197,6 +201,11 @@ def run_model(
     for part in ("all", "forward", "backward") if name == "elmo" else ("all",):
         matrix = model_influence(model, ids, part).cpu()
         influence[part] = {"tokens": tokens, "matrix": matrix.tolist(), **side_shares(matrix)}
+    both = [item for item in sets.cloze if item.cue == "both"]
+    joint = {  # deep bidirectionality, measured on the blank of the `both` cue
+        "interaction": cloze_interaction(model, both, corpus.tokenizer),
+        "probe": cloze_probe(model, both, corpus.tokenizer),
+    }
     forward_ms = forward_time(model, preset.cost_lengths, device=device)
     finetuned = _finetune_all(model, preset, corpus, sets, seed, device, bar)
     seed_everything(seed)
@@ -214,6 +223,7 @@ def run_model(
         "finetune": finetuned,
         "finetune_random": from_random,
         "influence": influence,
+        **joint,
         "forward_ms": {str(T): ms for T, ms in forward_ms.items()},
     }
 

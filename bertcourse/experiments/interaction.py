@@ -10,18 +10,33 @@ all). It can only be non-zero where the two sides meet inside the network, as in
 This is the interaction term of a two-factor design: the effect of changing the left context that
 depends on what the right context is. A cue that needs both sides jointly (the "and"/"but" cloze, an
 XOR of two polarities) needs it.
+
+A second reading of the same fact: a frozen *linear probe* on features f(L) + g(R) cannot compute the
+XOR of a left and a right binary property: sign(u(a) + v(b)) > 0 for (a, b) = (0, 0) and (1, 1) and < 0
+for (0, 1) and (1, 0) would need u(0) + v(0) + u(1) + v(1) to be both positive and negative. BERT's joint
+features carry no such limit; :func:`cloze_probe` measures what each model's blank actually holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from bertcourse.data.toylang import ClozeItem
+from bertcourse.experiments.cloze import encode_cloze
 from bertcourse.experiments.influence import Part, embedding_function
+from bertcourse.tokenizers import Tokenizer
 
-__all__ = ["interaction", "model_interaction"]
+__all__ = [
+    "blank_features",
+    "cloze_interaction",
+    "cloze_probe",
+    "interaction",
+    "linear_probe",
+    "model_interaction",
+]
 
 
 def interaction(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
@@ -66,3 +81,87 @@ def model_interaction(model: nn.Module, input_ids: Tensor, alt_ids: Tensor, t: i
         return interaction(fn, x, x_alt, t)
     finally:
         model.train(was_training)
+
+
+def _blanked(items: Sequence[ClozeItem], tokenizer: Tokenizer) -> tuple[list[list[int]], list[int]]:
+    """Each item's token ids with its blank replaced by [MASK] (a word no model has seen decide anything)."""
+    ids, positions, _ = encode_cloze(items, tokenizer)
+    for sequence, t in zip(ids, positions, strict=True):
+        sequence[t] = tokenizer.mask_token_id
+    return ids, positions
+
+
+@torch.no_grad()
+def cloze_interaction(model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer, pairs: int = 16) -> float:
+    """Mean *relative* interaction at the blank over up to ``pairs`` pairs of ``items`` of one length.
+
+    Each pair (a, b) gives L, R from a and L', R' from b (blank = [MASK] in both); the second difference is
+    divided by the mean norm of the four representations, so that models of different scales compare.
+    """
+    ids, positions = _blanked(items, tokenizer)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for n, (sequence, t) in enumerate(zip(ids, positions, strict=True)):
+        by_shape.setdefault((len(sequence), t), []).append(n)
+    chosen = [(a, b) for group in by_shape.values() for a, b in zip(group[::2], group[1::2], strict=False)][:pairs]
+    if not chosen:
+        raise ValueError("items must hold two items of one token length with the blank at one position")
+    device = next(model.parameters()).device
+    values = []
+    for a, b in chosen:
+        x, x_alt = (torch.tensor([ids[n]], device=device) for n in (a, b))
+        t = positions[a]
+        fn, e = embedding_function(model, x)
+        _, e_alt = embedding_function(model, x_alt)
+        scale = torch.stack([fn(z)[t].norm() for z in (e, e_alt)]).mean().clamp(min=1e-12)
+        values.append(float(interaction(fn, e, e_alt, t) / scale))
+    return sum(values) / len(values)
+
+
+def blank_features(model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer) -> Tensor:
+    """(N, H) frozen representations ``model.encode`` at each item's blank, the blank read as [MASK]."""
+    ids, positions = _blanked(items, tokenizer)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for sequence, t in zip(ids, positions, strict=True):
+            rows.append(model.encode(torch.tensor([sequence], device=device))[0, t].float().cpu())  # (H,)
+    model.train(was_training)
+    return torch.stack(rows)
+
+
+def linear_probe(features: Tensor, labels: Tensor, train_fraction: float = 0.5, steps: int = 200) -> float:
+    """Held-out accuracy of a logistic-regression probe (L2 1e-3, L-BFGS) on frozen ``features`` (N, H).
+
+    The first ``train_fraction`` of the rows train it, the rest test it. Features are standardised with the
+    training rows' mean and deviation.
+    """
+    if features.dim() != 2 or labels.shape != (features.shape[0],):
+        raise ValueError(f"features must be (N, H) and labels (N,), got {tuple(features.shape)}, {tuple(labels.shape)}")
+    n_train = int(len(labels) * train_fraction)
+    if n_train < 2 or n_train >= len(labels):
+        raise ValueError(f"train_fraction={train_fraction} leaves no training or no test rows of {len(labels)}")
+    mean, std = features[:n_train].mean(0), features[:n_train].std(0).clamp(min=1e-6)
+    z = (features - mean) / std
+    classes = int(labels.max()) + 1
+    probe = nn.Linear(z.shape[1], classes)
+    optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(probe(z[:n_train]), labels[:n_train]) + 1e-3 * probe.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return float((probe(z[n_train:]).argmax(-1) == labels[n_train:]).float().mean())
+
+
+def cloze_probe(model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer) -> float:
+    """Held-out accuracy of a frozen linear probe that reads each item's answer from the blank's
+    representation (:func:`blank_features`, :func:`linear_probe`): for the ``both`` cue, and vs but."""
+    labels = torch.tensor([item.candidates.index(item.answer) for item in items])
+    return linear_probe(blank_features(model, items, tokenizer), labels)

@@ -34,7 +34,11 @@ COLORS = {"elmo": PALETTE[2], "gpt": PALETTE[1], "bert": PALETTE[0]}
 
 
 def _cell(s: Mapping[str, Any]) -> str:
-    return f"{s['mean']:.2f} ± {s['std']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f}"
+    """``mean ± std [95% CI]`` over seeds (the mean alone for one seed; older results without ``ci95``)."""
+    if s["n"] == 1:
+        return f"{s['mean']:.2f}"
+    ci = s.get("ci95")
+    return f"{s['mean']:.2f} ± {s['std']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
 def _header(results: Results, first: str) -> list[str]:
@@ -91,6 +95,17 @@ def cost_table(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def joint_table(results: Results) -> str:
+    """Deep bidirectionality at the `both` blank: the relative interaction and the frozen and/but probe."""
+    names = [n for n, m in results["models"].items() if "interaction" in m]
+    if not names:
+        return "(not measured in these runs)\n"
+    lines = ["| measure | " + " | ".join(NAMES.get(n, n) for n in names) + " |", "| --- |" + " --- |" * len(names)]
+    for key, label in (("interaction", "interaction (relative)"), ("probe", "linear probe, and/but accuracy")):
+        lines.append(f"| {label} | " + " | ".join(_cell(results["models"][n][key]) for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: Results) -> str:
     """The whole report: cloze, fine-tuning, pre-training-gain and cost tables (mean ± std over seeds)."""
     seeds = results["seeds"]
@@ -98,7 +113,8 @@ def markdown(results: Results) -> str:
         [
             f"# ELMo vs GPT vs BERT: preset `{results['preset']}`, seeds {seeds}, device {results['device']}",
             "",
-            f"Command: `{results['command']}`. Mean ± sample std over {len(seeds)} seed(s); accuracies.",
+            f"Command: `{results['command']}`. Mean ± sample std [95% confidence interval of the mean] over "
+            f"{len(seeds)} seed(s); accuracies.",
             "",
             "## Cloze by cue side",
             "",
@@ -109,6 +125,9 @@ def markdown(results: Results) -> str:
             "## Pre-training gain: from random weights → from pre-trained weights (difference)",
             "",
             gain_table(results),
+            "## Deep bidirectionality at the `both` blank",
+            "",
+            joint_table(results),
             "## Cost",
             "",
             cost_table(results),

@@ -8,16 +8,37 @@ from typing import Any
 
 from bertcourse.data.toylang import CLOZE_CUES
 
-__all__ = ["aggregate", "stat", "validate_results"]
+__all__ = ["aggregate", "stat", "t_quantile_975", "validate_results"]
 
 
-def stat(values: Sequence[float]) -> dict[str, float | int]:
-    """``{"mean", "std", "n"}`` of ``values``: the sample standard deviation (n - 1), 0 for one value."""
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+"""Student's t quantile t_{0.975, df} for df = 1..30 (every statistics table's values)."""
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (the table, then Cornish-Fisher)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964  # the normal quantile; the expansion is good to 1e-4 beyond df = 30
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def stat(values: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "std", "n", "ci95"}`` of ``values``: the sample standard deviation (n - 1, 0 for one value)
+    and the 95% confidence interval of the mean, mean +- t_{0.975, n-1} std / sqrt(n) (None for one value)."""
     if not values:
         raise ValueError("values must not be empty")
     values = [float(v) for v in values]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+    n, mean = len(values), statistics.fmean(values)
+    std = statistics.stdev(values) if n > 1 else 0.0
+    half = t_quantile_975(n - 1) * std / n**0.5 if n > 1 else None
+    ci95 = [mean - half, mean + half] if half is not None else None
+    return {"mean": mean, "std": std, "n": n, "ci95": ci95}
 
 
 def _stats_of(runs: Sequence[Mapping[str, Any]], path: Sequence[str]) -> dict[str, Any]:
@@ -84,6 +105,9 @@ def aggregate(runs: Mapping[str, Sequence[Mapping[str, Any]]], header: Mapping[s
             "forward_ms": _stats_of(model_runs, ("forward_ms",)),
             "influence": influence,
         }
+        for key in ("interaction", "probe"):  # joint bidirectionality: in runs made since they were measured
+            if all(key in r for r in model_runs):
+                models[name][key] = stat([r[key] for r in model_runs])
     return {**header, "models": models}
 
 
@@ -100,6 +124,11 @@ def validate_results(results: Mapping[str, Any]) -> None:
             value = need(node, key, where)
             if not isinstance(value, (int, float) if kind is float else int) or isinstance(value, bool):
                 raise ValueError(f"results{where}[{key!r}] must be a number, got {value!r}")
+        ci = node.get("ci95", "missing") if isinstance(node, Mapping) else "missing"
+        if ci == "missing" or (ci is None) != (node["n"] == 1):
+            raise ValueError(f"results{where}['ci95'] must be [lo, hi] (None for one seed), got {ci!r}")
+        if ci is not None and not (len(ci) == 2 and ci[0] <= node["mean"] <= ci[1]):
+            raise ValueError(f"results{where}['ci95'] must be [lo, hi] around the mean, got {ci!r}")
 
     models = need(results, "models", "")
     chance = need(need(results, "chance", ""), "cloze", "['chance']")
@@ -125,3 +154,6 @@ def validate_results(results: Mapping[str, Any]) -> None:
             check_stat(entry, f"{where}['finetune'][{task!r}]")
             for cue, by_cue in need(entry, "by_cue", f"{where}['finetune'][{task!r}]").items():
                 check_stat(by_cue, f"{where}['finetune'][{task!r}]['by_cue'][{cue!r}]")
+        for key in ("interaction", "probe"):
+            if key in model:
+                check_stat(model[key], f"{where}[{key!r}]")
