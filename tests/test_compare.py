@@ -264,3 +264,20 @@ def test_committed_course_results_match_the_preset_and_separate_the_models() -> 
     assert all(abs(early[cue]["mean"] - chance[cue]) < noise for cue in CLOZE_CUES)
     counts = [m["parameters"] for m in models.values()]
     assert max(counts) / min(counts) < 1.1
+
+
+def test_gpt_sentence_scores_are_whole_sentence_log_probabilities(data, random_models) -> None:  # type: ignore[no-untyped-def]
+    gpt, tok = random_models["gpt"], data.tokenizer
+    items = compare.evaluation_sets(TINY).cloze[::50]
+    for item, scores in zip(items, cloze_scores(gpt, items, tok, sentence=True), strict=True):
+        for c, candidate in enumerate(item.candidates):
+            words = item.words
+            words[item.target] = candidate
+            ids = torch.tensor([tok.encode(" ".join(words))])  # (1, T): the sentence with this candidate
+            with torch.no_grad():
+                log_p = gpt(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
+            prefix = len(tok.encode(" ".join(item.words[: item.target]), add_special_tokens=False)) + 1
+            # the same up to the prefix, which every candidate shares: compare from the blank on
+            torch.testing.assert_close(scores[c], log_p[prefix - 1 :].sum(), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="left-to-right"):
+        cloze_scores(random_models["bert"], items, tok, sentence=True)

@@ -8,6 +8,12 @@ For an item "the dogs [___] ." with candidates ("run", "runs") and the blank at 
 * BERT replaces x_t by [MASK] and reads its masked-LM distribution at t, which sees both sides jointly.
 
 The prediction is the candidate with the highest score; every candidate must be a single token.
+
+GPT's fairest score (``sentence=True``) is the probability of the *whole* sentence with the candidate in
+the blank, score(c) = sum_{s >= t} log P(x_s | x_<s) with x_t = c: the tokens after the blank are
+predicted from a left context that now holds c, so a right cue counts through them. A left-to-right LM
+can use the right cue when it *scores* a sentence; what it cannot do is put the right context into the
+representation of word t that a downstream head reads.
 """
 
 from __future__ import annotations
@@ -57,13 +63,41 @@ def encode_cloze(
 
 
 @torch.no_grad()
-def cloze_scores(
-    model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer, batch_size: int = 128
+def _sentence_scores(
+    model: GPT, ids: list[list[int]], positions: list[int], candidates: list[list[int]]
 ) -> list[Tensor]:
-    """Each item's candidate scores (log-probabilities, see the module docstring), one (C,) tensor per item."""
+    """GPT's log-probability of each whole sentence from the blank on, one per candidate (module docstring)."""
+    device = next(model.parameters()).device
+    scores = []
+    for sequence, t, options in zip(ids, positions, candidates, strict=True):
+        batch = torch.tensor([sequence] * len(options), device=device)  # (C, T): one copy per candidate
+        batch[:, t] = torch.tensor(options, device=device)
+        log_p = model(batch).logits[:, :-1].float().log_softmax(-1)  # (C, T-1, V): position s predicts s + 1
+        taken = log_p.gather(-1, batch[:, 1:, None])[..., 0]  # (C, T-1): log P(x_{s+1} | x_<=s)
+        scores.append(taken[:, t - 1 :].sum(-1).cpu())  # from x_t (the candidate) to [SEP]
+    return scores
+
+
+@torch.no_grad()
+def cloze_scores(
+    model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer, batch_size: int = 128, sentence: bool = False
+) -> list[Tensor]:
+    """Each item's candidate scores (log-probabilities, see the module docstring), one (C,) tensor per item.
+
+    ``sentence=True`` (GPT only): the log-probability of the whole sentence with each candidate.
+    """
     if not isinstance(model, (GPT, ELMo, BertForPreTraining, BertForMaskedLM)):
         raise ValueError(f"model must be a course GPT, ELMo or BERT with its MLM head, got {type(model).__name__}")
+    if sentence and not isinstance(model, GPT):
+        raise ValueError(f"sentence=True scores whole sentences with a left-to-right LM, not a {type(model).__name__}")
     ids, positions, candidates = encode_cloze(items, tokenizer)
+    if sentence:
+        was_training = model.training
+        model.eval()
+        try:
+            return _sentence_scores(model, ids, positions, candidates)  # type: ignore[arg-type]
+        finally:
+            model.train(was_training)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -91,20 +125,22 @@ def cloze_scores(
 
 
 def cloze_correct(
-    model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer, batch_size: int = 128
+    model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer, batch_size: int = 128, sentence: bool = False
 ) -> list[bool]:
     """Whether the model's top-scoring candidate is each item's answer."""
     return [
         item.candidates[int(s.argmax())] == item.answer
-        for item, s in zip(items, cloze_scores(model, items, tokenizer, batch_size), strict=True)
+        for item, s in zip(items, cloze_scores(model, items, tokenizer, batch_size, sentence), strict=True)
     ]
 
 
-def cloze_accuracy(model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer) -> dict[str, float]:
+def cloze_accuracy(
+    model: nn.Module, items: Sequence[ClozeItem], tokenizer: Tokenizer, sentence: bool = False
+) -> dict[str, float]:
     """Accuracy per cue side (``left``, ``right``, ``far``, ``both``: whichever ``items`` hold)."""
     if not items:
         raise ValueError("items must not be empty")
-    correct = cloze_correct(model, items, tokenizer)
+    correct = cloze_correct(model, items, tokenizer, sentence=sentence)
     by_cue: dict[str, list[bool]] = {}
     for item, ok in zip(items, correct, strict=True):
         by_cue.setdefault(item.cue, []).append(ok)

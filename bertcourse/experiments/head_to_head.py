@@ -34,6 +34,7 @@ seed); accuracies in [0, 1]; cue in ``left``, ``right``, ``far``, ``both``)::
           "config": {model config fields}, "seeds": [int],
           "cloze": {cue: stat},                    # accuracy
           "cloze_curve": {step: {cue: stat}},      # the same during pre-training: step "0", then every tenth
+          "cloze_sentence": {cue: stat},           # GPT only: scored by the whole sentence's probability
           "finetune": {task: stat + {"by_cue": {cue: stat}}},         # from the pre-trained weights
           "finetune_random": {task: stat + {"by_cue": {cue: stat}}},  # same steps, random initialisation
           "pretraining_gain": {task: stat},        # finetune - finetune_random, per seed
@@ -201,6 +202,8 @@ def run_model(
     for part in ("all", "forward", "backward") if name == "elmo" else ("all",):
         matrix = model_influence(model, ids, part).cpu()
         influence[part] = {"tokens": tokens, "matrix": matrix.tolist(), **side_shares(matrix)}
+    if name == "gpt":  # GPT's fairest cloze: the probability of the whole sentence (experiments.cloze)
+        pretrain_record["cloze_sentence"] = cloze_accuracy(model, sets.cloze, corpus.tokenizer, sentence=True)
     both = [item for item in sets.cloze if item.cue == "both"]
     joint = {  # deep bidirectionality, measured on the blank of the `both` cue
         "interaction": cloze_interaction(model, both, corpus.tokenizer),
@@ -220,6 +223,7 @@ def run_model(
         "pretrain": pretrain_record,
         "cloze": cloze,
         "cloze_curve": curve,
+        **({"cloze_sentence": pretrain_record.pop("cloze_sentence")} if "cloze_sentence" in pretrain_record else {}),
         "finetune": finetuned,
         "finetune_random": from_random,
         "influence": influence,

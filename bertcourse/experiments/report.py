@@ -53,6 +53,12 @@ def cloze_table(results: Results) -> str:
     for cue in CLOZE_CUES:
         row = [_cell(m["cloze"][cue]) for m in models]
         lines.append(f"| {cue} | {results['chance']['cloze'][cue]:.2f} | " + " | ".join(row) + " |")
+    gpt = results["models"].get("gpt", {})
+    if "cloze_sentence" in gpt:  # GPT scoring whole sentences: what left-to-right costs is not LM scoring
+        lines.append("")
+        lines.append("GPT scoring each candidate by the probability of the whole sentence: " + ", ".join(
+            f"{cue} {_cell(gpt['cloze_sentence'][cue])}" for cue in CLOZE_CUES
+        ) + ".")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

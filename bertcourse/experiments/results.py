@@ -108,6 +108,8 @@ def aggregate(runs: Mapping[str, Sequence[Mapping[str, Any]]], header: Mapping[s
         for key in ("interaction", "probe"):  # joint bidirectionality: in runs made since they were measured
             if all(key in r for r in model_runs):
                 models[name][key] = stat([r[key] for r in model_runs])
+        if all("cloze_sentence" in r for r in model_runs):
+            models[name]["cloze_sentence"] = _stats_of(model_runs, ("cloze_sentence",))
     return {**header, "models": models}
 
 
@@ -157,3 +159,5 @@ def validate_results(results: Mapping[str, Any]) -> None:
         for key in ("interaction", "probe"):
             if key in model:
                 check_stat(model[key], f"{where}[{key!r}]")
+        for cue, entry in model.get("cloze_sentence", {}).items():
+            check_stat(entry, f"{where}['cloze_sentence'][{cue!r}]")
