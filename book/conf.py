@@ -30,9 +30,9 @@ exclude_patterns += ["**/.ipynb_checkpoints", "notebooks/results"]
 # Notebooks: committed outputs, never executed; text/markdown outputs are MyST (tables, math).
 nb_execution_mode = "off"
 nb_render_markdown_format = "myst"
-# tqdm's progress bars are ipywidgets: show their text, never load the widget manager (from a CDN).
+# tqdm's progress bars are ipywidgets. Their views stay inert <script> data (no widget manager is loaded: it would
+# come from a CDN), so a bar shows nothing rather than its text fallback, a frozen "0%|".
 nb_ipywidgets_js: dict[str, dict[str, str]] = {}
-nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]
