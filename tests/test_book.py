@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import html
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -81,6 +82,16 @@ def test_the_book_has_every_chapter_and_exercise_in_order(book: Path) -> None:
     order += [front.index(f'href="../exercises/{e}.html"') for e in EXERCISES]
     assert order == sorted(order), "the table of contents is out of order"
     assert 'url=book/index.html' in (book / "index.html").read_text()
+
+
+def test_every_figure_of_every_chapter_is_in_the_book(book: Path) -> None:
+    for name in CHAPTERS:
+        notebook = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+        figures = sum(any(m.startswith("image/") for m in output.get("data", {}))
+                      for cell in notebook["cells"] for output in cell.get("outputs", []))
+        page = (book / "notebooks" / f"{name}.html").read_text()
+        shown = sum(chunk.count("<img") for chunk in page.split('<div class="cell_output')[1:])
+        assert shown == figures, f"{name}: {figures} figures in the notebook, {shown} in the book"
 
 
 def test_exercises_show_the_tasks_not_the_solutions(book: Path) -> None:
