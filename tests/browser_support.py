@@ -7,9 +7,11 @@ log), or skips the test where Chromium, its driver or Selenium is missing. `.ci/
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,13 @@ def browser_missing() -> str | None:
     if _first_on_path(BROWSERS) is None or _first_on_path(DRIVERS) is None:
         return "needs chromium and chromedriver (apt-get install chromium chromium-driver)"
     return None
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """Where a test keeps its screenshot NAME: the folder $BERTCOURSE_SCREENSHOTS when set (for a note), else tmp."""
+    folder = Path(os.environ.get("BERTCOURSE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")

@@ -28,12 +28,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.browser_support import chromium, console_errors, needs_browser, requested_urls
+from tests.browser_support import chromium, console_errors, needs_browser, requested_urls, screenshot_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISES = sorted(p.stem for p in (ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
-SCREENSHOT = os.environ.get("BERTCOURSE_BOOK_SCREENSHOT")  # where to keep the chapter screenshot (else tmp)
 BUILD_MISSING = next(
     (f"needs the book extra (pip install -e '.[book]'): {name} is missing"
      for name in ("sphinx", "myst_nb", "sphinx_book_theme", "sphinx-mathjax-offline")
@@ -203,7 +202,7 @@ def test_every_page_works_in_chromium(book: Path, serve: Any, tmp_path: Path) ->
                 problems[page] = found
             typeset += driver.execute_script("return document.querySelectorAll('mjx-container').length")
         assert page_problems(driver, base, book, f"notebooks/{CHAPTERS[1]}.html", cache) == []
-        shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "chapter.png"
+        shot = screenshot_path("book-chapter01.png", tmp_path)
         driver.save_screenshot(str(shot))
     assert not problems, "\n".join(f"{page}: {p}" for page, found in problems.items() for p in found)
     assert typeset > 100, f"only {typeset} formulas typeset in the whole book"

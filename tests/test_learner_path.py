@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import chromium, needs_browser
+from tests.browser_support import chromium, needs_browser, screenshot_path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = Path(sys.prefix)  # the environment pytest runs in: the lab is started from its bin/
@@ -214,7 +214,7 @@ return [...document.querySelectorAll('{VISIBLE_PANEL} .jp-CodeCell')]
 
 @pytest.mark.browser
 @needs_browser
-def test_learner_path_in_chromium(lab: Lab) -> None:
+def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
     """Run last in this module: it ends the lab through File > Shut Down."""
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -277,6 +277,9 @@ def test_learner_path_in_chromium(lab: Lab) -> None:
             untouched = wait(CHECK_OUTPUT, "check_softmax(softmax)", timeout=10)
             assert "not attempted" in untouched and "0 of 2 points" in untouched and "todo" in untouched, untouched
             assert "3/3 properties passed, 2 of 2 points" in solved and "todo" not in solved, solved
+            driver.execute_script("""[...document.querySelectorAll('.jp-CodeCell')].find(c => c.querySelector(
+                '.jp-InputArea').textContent.includes('check_causal_mask(')).scrollIntoView()""")
+            driver.save_screenshot(str(screenshot_path("lab-exercise-checks.png", tmp_path)))
 
             lab.started |= descendants(lab.proc.pid)
             assert len(lab.started) >= 3, "expected the server and two kernels"  # make's shell may exec jupyter
