@@ -119,6 +119,10 @@ class Lab:
     runtime_dir: Path
     started: set[int]  # every process the lab has started so far (updated by the tests)
 
+    def api(self, endpoint: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}api/{endpoint}?token={self.token}", timeout=10) as response:
+            return json.load(response)
+
     def shutdown(self) -> None:
         """What File > Shut Down does: POST /api/shutdown."""
         request = urllib.request.Request(f"{self.url}api/shutdown?token={self.token}", method="POST")
@@ -175,9 +179,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def test_live_lab_lists_notebooks_and_exercises_and_its_terminal_python_is_the_venv(lab: Lab) -> None:
-    with urllib.request.urlopen(f"{lab.url}api/contents?token={lab.token}", timeout=10) as response:
-        listing = json.load(response)
-    names = {item["name"] for item in listing["content"]}
+    names = {item["name"] for item in lab.api("contents")["content"]}
     assert {"notebooks", "exercises"} <= names
     # Lab's terminals inherit the server's environment: its PATH starts with the course's environment.
     server = json.loads(next(lab.runtime_dir.glob("jpserver-*.json")).read_text())
@@ -227,7 +229,9 @@ def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
             def wait(script: str, *args: object, timeout: float = 30) -> Any:
                 deadline = time.monotonic() + timeout
                 while not (found := driver.execute_script(script, *args)):
-                    assert time.monotonic() < deadline, f"timed out waiting for: {script.strip()[:200]} {args}"
+                    if time.monotonic() > deadline:
+                        driver.save_screenshot(str(screenshot_path("lab-timeout.png", tmp_path)))
+                        pytest.fail(f"timed out after {timeout} s waiting for: {script.strip()[:200]} {args}")
                     time.sleep(0.2)
                 return found
 
@@ -270,8 +274,15 @@ def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
             open_item("build")
             open_item(work.name)
             open_item("01_attention.ipynb")
-            wait(f"return document.querySelector('{VISIBLE_PANEL} .jp-Notebook-ExecutionIndicator[data-status=idle]')"
-                 " && document.title.includes('01_attention')", timeout=60)
+            # Run All needs a kernel: this notebook's session on the server, idle, and "... | Idle" in the status bar.
+            exercise = (work / "01_attention.ipynb").relative_to(ROOT).as_posix()
+            deadline = time.monotonic() + 90
+            while not any(session["path"] == exercise and session["kernel"]["execution_state"] == "idle"
+                          for session in lab.api("sessions")):
+                assert time.monotonic() < deadline, f"no idle kernel for {exercise} within 90 s"
+                time.sleep(0.3)
+            wait("""return document.title.includes('01_attention') && [...document.querySelectorAll(
+                '.jp-StatusBar-TextItem')].some(e => /\\| Idle$/.test(e.textContent.trim()))""")
             menu("Run", "Run All Cells")
             solved = wait(CHECK_OUTPUT, "check_causal_mask(causal_mask)", timeout=60)
             untouched = wait(CHECK_OUTPUT, "check_softmax(softmax)", timeout=10)
