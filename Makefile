@@ -21,13 +21,13 @@ NB ?=
 GRADE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: lab test grade lint exercises bench compare clean
+.PHONY: lab test grade lint exercises bench compare book clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(if $(TORCH_PIP_ARGS),$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS))
-	$(BIN)/python -m pip install --quiet -e ".[dev,pretrained,instructor]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,pretrained,instructor,book]"
 	touch $@
 
 # The lab opens at the repository root (notebooks/ and exercises/ both in the file browser) on chapter 00,
@@ -58,6 +58,13 @@ PRESET ?= course
 SEEDS ?= 3
 compare: $(BIN)/.installed
 	$(BIN)/python -m bertcourse.compare --preset $(PRESET) --seeds $(SEEDS) --out notebooks/results/compare-$(PRESET)
+
+# make book: the course as a static website, read from the committed outputs (never executed), offline; open
+# build/book/html/index.html. Sphinx + MyST-NB + sphinx-book-theme from the `book` extra; configuration in book/.
+BOOK_DIR ?= build/book
+book: $(BIN)/.installed
+	$(BIN)/python -m sphinx -W --keep-going -q -c book -d $(BOOK_DIR)/doctrees -b html . $(BOOK_DIR)/html
+	@echo "The book: $(BOOK_DIR)/html/index.html"
 
 clean:
 	rm -rf $(VENV)

@@ -23,7 +23,7 @@ def _name(requirement: str) -> str:
 def pyproject_packages() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in ("dev", "pretrained", "instructor"):
+    for extra in ("dev", "pretrained", "instructor", "book"):
         reqs += project["optional-dependencies"][extra]
     return {_name(r) for r in reqs} - NOT_PACKAGES
 
