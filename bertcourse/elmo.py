@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from bertcourse.base import PreTrainedModel, check_inputs
-from bertcourse.lstm import LSTM, reverse_padded
+from bertcourse.lstm import LSTM, lstm_group, reverse_padded
 from bertcourse.objectives import IGNORE_INDEX, backward_lm_loss, causal_lm_loss
 from bertcourse.outputs import ELMoOutput, check_labels  # ELMoOutput: re-exported, it lived here
 from bertcourse.scalar_mix import ScalarMix
@@ -45,7 +45,7 @@ class ELMoConfig:
     d_hidden: int = 256  # LSTM cells per layer and direction, projected to d_model; paper: 4096
     n_layers: int = 2  # LSTM layers per direction; paper: 2
     dropout: float = 0.1  # dropout on the embeddings, between layers and before the softmax; paper: 0.1
-    fused: bool = True  # True: torch.nn.LSTM kernels; False: the explicit cell loop (same weights, same outputs)
+    fused: bool = True  # True: fast kernels (lstm_group on CPU, nn.LSTM on GPU); False: the explicit cell loop
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -105,13 +105,33 @@ class ELMo(PreTrainedModel):
             raise ValueError("attention_mask must keep at least one token in every row, got an all-padding row")
         return lengths
 
-    def _run(self, layers: nn.ModuleList, x: Tensor, lengths: Tensor | None) -> list[Tensor]:
-        """One direction's LSTM stack on (B, T, d_model) inputs; returns each layer's (B, T, d_model) states."""
+    def _run(self, layers: nn.ModuleList, x: Tensor, real: Tensor | None) -> list[Tensor]:
+        """One direction's LSTM stack on (B, T, d_model) inputs; returns each layer's (B, T, d_model) states.
+
+        ``real`` (B, T, 1) is 1 at tokens and 0 at padding, which comes after the tokens of each row. The
+        LSTMs run over the whole padded batch, unpacked: a step only sees the steps before it, so padding
+        never reaches a token's state, and multiplying by ``real`` sets the padding's states to zero.
+        (Packed sequences give the same numbers, but their per-step slices make the backward pass slow.)
+        """
         states: list[Tensor] = []
         h = x
         for j, lstm in enumerate(layers):
-            out, _ = lstm(self.dropout(h), lengths=lengths)
+            out, _ = lstm(self.dropout(h))
+            if real is not None:
+                out = out * real  # padding positions: zero, as a packed LSTM returns them
             h = out if j == 0 else out + h  # residual connection from the second layer on
+            states.append(h)
+        return states
+
+    def _run_pairs(self, x: Tensor, real: Tensor | None) -> list[Tensor]:
+        """:meth:`_run` for both directions at once: (2, B, T, d_model) inputs, forward then reversed."""
+        states: list[Tensor] = []
+        h = x
+        for j, pair in enumerate(zip(self.forward_lstms, self.backward_lstms, strict=True)):
+            out = lstm_group(self.dropout(h), pair)
+            if real is not None:
+                out = out * real
+            h = out if j == 0 else out + h
             states.append(h)
         return states
 
@@ -119,9 +139,15 @@ class ELMo(PreTrainedModel):
         """Embeddings (B, T, d_model) and both directions' layer states, aligned to the input positions."""
         lengths = self._lengths(input_ids, attention_mask)
         x = self.embeddings(input_ids)  # (B, T) -> (B, T, d_model)
-        forward_states = self._run(self.forward_lstms, x, lengths)
+        real = None if attention_mask is None else attention_mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         # The backward LM reads each sequence right to left: reverse within its length, run, reverse back.
-        reversed_states = self._run(self.backward_lstms, reverse_padded(x, lengths), lengths)
+        x_reversed = reverse_padded(x, lengths)
+        if self.config.fused and x.device.type == "cpu":  # both directions in one loop (lstm_group)
+            pairs = self._run_pairs(torch.stack([x, x_reversed]), real)  # each (2, B, T, d_model)
+            forward_states, reversed_states = [h[0] for h in pairs], [h[1] for h in pairs]
+        else:
+            forward_states = self._run(self.forward_lstms, x, real)
+            reversed_states = self._run(self.backward_lstms, x_reversed, real)
         backward_states = [reverse_padded(h, lengths) for h in reversed_states]
         return x, forward_states, backward_states
 

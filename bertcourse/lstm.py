@@ -18,18 +18,23 @@ returned has P.
 module (cuDNN on a GPU); ``fused=False`` loops :func:`lstm_cell` over time on the same tensors. Tests
 prove the two equal, with and without padding. On Ampere and newer GPUs cuDNN computes float32 RNNs in
 TF32 by default (``torch.backends.cudnn.allow_tf32``), so there the two agree to about 1e-3 only.
+
+:func:`lstm_group` runs several layers of one size side by side (ELMo's two directions) on a CPU, where
+small LSTMs spend their time on per-step overhead: one loop for the group, gradients written out.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["LSTM", "LSTMCell", "lstm_cell", "reverse_padded"]
+__all__ = ["LSTM", "LSTMCell", "lstm_cell", "lstm_group", "reverse_padded"]
 
 # PyTorch notes, once per process, that its oneDNN kernels lack projections and it uses its own; nothing to act on.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -180,6 +185,115 @@ class LSTM(nn.Module):
                 h, c = torch.where(real, h_next, h), torch.where(real, c_next, c)
                 outputs.append(torch.where(real, h_next, torch.zeros_like(h_next)))
         return torch.stack(outputs, dim=1), (h, c)  # T x (B, P or H) -> (B, T, P or H)
+
+
+def lstm_group(x: Tensor, layers: Sequence[LSTM]) -> Tensor:
+    """Run G LSTM layers of one size side by side, layer g on ``x[g]``, from zero states.
+
+    Shapes: x (G, B, T, I) -> outputs (G, B, T, P or H), as ``torch.stack([layers[g](x[g])[0] for g ...])``.
+
+    ELMo's forward and backward LMs are two such layers at every depth. Equal to calling each layer on its
+    own input (tested), but faster on a CPU, where a small LSTM's time goes to
+    per-step overhead, not arithmetic: the G layers share each step's operations (batched matrix
+    products over the group), the forward pass records no autograd graph, and the backward pass is
+    written out (back-propagation through time) so that the weight gradients are G matrix products over
+    all steps at once instead of one per step. On a GPU, ``torch.nn.LSTM`` (cuDNN) is the fast path.
+    """
+    if not layers or any(
+        (m.input_size, m.hidden_size, m.proj_size) != (layers[0].input_size, layers[0].hidden_size, layers[0].proj_size)
+        for m in layers
+    ):
+        raise ValueError("lstm_group: layers must be a non-empty sequence of LSTMs of one size")
+    G, first = len(layers), layers[0]
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[0] != G or x.shape[3] != first.input_size:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"lstm_group: x must be (G={G}, B, T, input_size={first.input_size}), got {got}")
+    rnns = [m.rnn for m in layers]
+    weight_ih = torch.stack([r.weight_ih_l0 for r in rnns])  # G x (4H, I) -> (G, 4H, I)
+    weight_hh = torch.stack([r.weight_hh_l0 for r in rnns])  # (G, 4H, P or H)
+    bias = torch.stack([r.bias_ih_l0 + r.bias_hh_l0 for r in rnns])  # (G, 4H): the two biases only ever add
+    weight_hr = torch.stack([r.weight_hr_l0 for r in rnns]) if first.proj_size else None  # (G, P, H)
+    return _GroupBPTT.apply(x, weight_ih, weight_hh, bias, weight_hr)
+
+
+class _GroupBPTT(torch.autograd.Function):
+    """:func:`lstm_group`'s arithmetic: a forward loop without autograd, and its gradients written out.
+
+    Per step t and group g (gate order i, f, g, o as in :func:`lstm_cell`; m = o ⊙ tanh(c), h = W_hr m or m):
+    forward  a = act(pre_t + W_hh h_{t-1}),  c_t = f ⊙ c_{t-1} + i ⊙ g,  m_t = o ⊙ tanh(c_t);
+    backward dm = W_hr^T dh_t,  dc_t = f_{t+1} ⊙ dc_{t+1} + dm ⊙ o ⊙ (1 - tanh²c_t),
+             dpre_t = [dc ⊙ g ⊙ i(1-i), dc ⊙ c_{t-1} ⊙ f(1-f), dc ⊙ i ⊙ (1-g²), dm ⊙ tanh(c_t) ⊙ o(1-o)],
+             dh_{t-1} += W_hh^T dpre_t;  then dW_ih = Σ_t dpre_t^T x_t, dW_hh = Σ_t dpre_t^T h_{t-1},
+             dW_hr = Σ_t dh_t^T m_t, db = Σ_t dpre_t, dx_t = W_ih^T dpre_t.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, weight_hr: Tensor | None
+    ) -> Tensor:
+        G, B, T, I = x.shape
+        H, P = weight_hh.shape[1] // 4, weight_hh.shape[2]
+        x_steps = x.transpose(1, 2).reshape(G, T * B, I)  # (G, B, T, I) -> (G, T B, I): time-major
+        pre = torch.baddbmm(bias.unsqueeze(1), x_steps, weight_ih.transpose(1, 2)).view(G, T, B, 4 * H)
+        gates = x.new_empty(T, G, B, 4 * H)  # activated i, f, g, o of every step
+        cells = x.new_zeros(T + 1, G, B, H)  # c_0 = 0, then c_1 .. c_T
+        hidden = x.new_zeros(T + 1, G, B, P)  # h_0 = 0, then h_1 .. h_T
+        m = x.new_empty(T, G, B, H) if weight_hr is not None else hidden[1:]  # o ⊙ tanh(c) before projection
+        w_hh, w_hr = weight_hh.transpose(1, 2), None if weight_hr is None else weight_hr.transpose(1, 2)
+        for t in range(T):
+            a = gates[t]
+            torch.baddbmm(pre[:, t], hidden[t], w_hh, out=a)  # (G, B, 4H)
+            a[..., : 2 * H].sigmoid_()  # i, f
+            a[..., 2 * H : 3 * H].tanh_()  # g
+            a[..., 3 * H :].sigmoid_()  # o
+            i, f, g, o = a.chunk(4, dim=-1)
+            torch.mul(f, cells[t], out=cells[t + 1])
+            cells[t + 1].addcmul_(i, g)
+            torch.mul(o, cells[t + 1].tanh(), out=m[t])
+            if w_hr is not None:
+                torch.bmm(m[t], w_hr, out=hidden[t + 1])  # (G, B, H) -> (G, B, P)
+        ctx.save_for_backward(x_steps, weight_ih, weight_hh, weight_hr, gates, cells, hidden, m)
+        ctx.B = B
+        return hidden[1:].permute(1, 2, 0, 3).contiguous()  # (T, G, B, P) -> (G, B, T, P)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x_steps, weight_ih, weight_hh, weight_hr, gates, cells, hidden, m = ctx.saved_tensors
+        T, G, B, H4 = gates.shape
+        H, P = H4 // 4, hidden.shape[-1]
+        d_out = grad.permute(2, 0, 1, 3)  # (G, B, T, P) -> (T, G, B, P)
+        i, f, g, o = gates.chunk(4, dim=-1)  # each (T, G, B, H)
+        tanh_c = cells[1:].tanh()
+        coef = torch.cat([g * i * (1 - i), cells[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], -1)
+        coef_c = o * (1 - tanh_c * tanh_c)  # d c_t / d m_t, through tanh
+        d_pre = gates.new_empty(T, G, B, 4 * H)
+        d_hidden = gates.new_empty(T, G, B, P)  # the whole gradient reaching each h_t
+        dh = dc_carry = None
+        for t in reversed(range(T)):
+            dh_t = d_hidden[t]
+            if dh is None:
+                dh_t.copy_(d_out[t])
+            else:
+                torch.add(d_out[t], dh, out=dh_t)
+            dm = dh_t if weight_hr is None else torch.bmm(dh_t, weight_hr)  # (G, B, P) -> (G, B, H)
+            dc = dm * coef_c[t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c[t])
+            dp = d_pre[t]
+            torch.mul(coef[t, ..., : 3 * H].view(G, B, 3, H), dc.unsqueeze(2), out=dp[..., : 3 * H].view(G, B, 3, H))
+            torch.mul(coef[t, ..., 3 * H :], dm, out=dp[..., 3 * H :])
+            if t:
+                dc_carry = dc * f[t]
+                dh = torch.bmm(dp, weight_hh)  # (G, B, 4H) -> (G, B, P)
+        d_steps = d_pre.transpose(0, 1).reshape(G, T * B, 4 * H)  # time-major, like x_steps
+        d_x = torch.bmm(d_steps, weight_ih).view(G, T, B, -1).transpose(1, 2) if ctx.needs_input_grad[0] else None
+        d_w_ih = torch.bmm(d_steps.transpose(1, 2), x_steps)
+        d_w_hh = torch.bmm(d_steps.transpose(1, 2), hidden[:-1].transpose(0, 1).reshape(G, T * B, P))
+        d_bias = d_steps.sum(dim=1)
+        d_w_hr = None
+        if weight_hr is not None:
+            d_h_steps = d_hidden.transpose(0, 1).reshape(G, T * B, P)
+            d_w_hr = torch.bmm(d_h_steps.transpose(1, 2), m.transpose(0, 1).reshape(G, T * B, H))
+        return d_x, d_w_ih, d_w_hh, d_bias, d_w_hr
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None = None) -> Tensor:
