@@ -231,68 +231,65 @@ class _GroupBPTT(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, weight_hr: Tensor | None
     ) -> Tensor:
+        # Every buffer is (G, T, B, ...): step t is [:, t], and (G, T B, ...) views feed the products over all steps.
         G, B, T, I = x.shape
         H, P = weight_hh.shape[1] // 4, weight_hh.shape[2]
-        x_steps = x.transpose(1, 2).reshape(G, T * B, I)  # (G, B, T, I) -> (G, T B, I): time-major
-        pre = torch.baddbmm(bias.unsqueeze(1), x_steps, weight_ih.transpose(1, 2)).view(G, T, B, 4 * H)
-        gates = x.new_empty(T, G, B, 4 * H)  # activated i, f, g, o of every step
-        cells = x.new_zeros(T + 1, G, B, H)  # c_0 = 0, then c_1 .. c_T
-        hidden = x.new_zeros(T + 1, G, B, P)  # h_0 = 0, then h_1 .. h_T
-        m = x.new_empty(T, G, B, H) if weight_hr is not None else hidden[1:]  # o ⊙ tanh(c) before projection
+        x_steps = x.transpose(1, 2).reshape(G, T * B, I)  # (G, B, T, I) -> (G, T B, I)
+        gates = torch.baddbmm(bias.unsqueeze(1), x_steps, weight_ih.transpose(1, 2))  # W_ih x_t + b, (G, T B, 4H)
+        gates = gates.view(G, T, B, 4 * H)  # step t's pre-activations, activated in place below
+        cells = x.new_zeros(G, T + 1, B, H)  # c_0 = 0, then c_1 .. c_T
+        tanh_c = x.new_empty(G, T, B, H)
+        hidden = x.new_zeros(G, T + 1, B, P)  # h_0 = 0, then h_1 .. h_T
+        m = x.new_empty(G, T, B, H) if weight_hr is not None else hidden[:, 1:]  # o ⊙ tanh(c) before projection
         w_hh, w_hr = weight_hh.transpose(1, 2), None if weight_hr is None else weight_hr.transpose(1, 2)
         for t in range(T):
-            a = gates[t]
-            torch.baddbmm(pre[:, t], hidden[t], w_hh, out=a)  # (G, B, 4H)
+            a = gates[:, t] if t == 0 else gates[:, t].baddbmm_(hidden[:, t], w_hh)  # (G, B, 4H)
             a[..., : 2 * H].sigmoid_()  # i, f
             a[..., 2 * H : 3 * H].tanh_()  # g
             a[..., 3 * H :].sigmoid_()  # o
             i, f, g, o = a.chunk(4, dim=-1)
-            torch.mul(f, cells[t], out=cells[t + 1])
-            cells[t + 1].addcmul_(i, g)
-            torch.mul(o, cells[t + 1].tanh(), out=m[t])
+            c = torch.mul(f, cells[:, t], out=cells[:, t + 1]).addcmul_(i, g)
+            torch.mul(o, torch.tanh(c, out=tanh_c[:, t]), out=m[:, t])
             if w_hr is not None:
-                torch.bmm(m[t], w_hr, out=hidden[t + 1])  # (G, B, H) -> (G, B, P)
-        ctx.save_for_backward(x_steps, weight_ih, weight_hh, weight_hr, gates, cells, hidden, m)
-        ctx.B = B
-        return hidden[1:].permute(1, 2, 0, 3).contiguous()  # (T, G, B, P) -> (G, B, T, P)
+                torch.bmm(m[:, t], w_hr, out=hidden[:, t + 1])  # (G, B, H) -> (G, B, P)
+        ctx.save_for_backward(x_steps, weight_ih, weight_hh, weight_hr, gates, cells, tanh_c, hidden, m)
+        return hidden[:, 1:].transpose(1, 2)  # (G, T, B, P) -> (G, B, T, P)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x_steps, weight_ih, weight_hh, weight_hr, gates, cells, hidden, m = ctx.saved_tensors
-        T, G, B, H4 = gates.shape
+        x_steps, weight_ih, weight_hh, weight_hr, gates, cells, tanh_c, hidden, m = ctx.saved_tensors
+        G, T, B, H4 = gates.shape
         H, P = H4 // 4, hidden.shape[-1]
-        d_out = grad.permute(2, 0, 1, 3)  # (G, B, T, P) -> (T, G, B, P)
-        i, f, g, o = gates.chunk(4, dim=-1)  # each (T, G, B, H)
-        tanh_c = cells[1:].tanh()
-        coef = torch.cat([g * i * (1 - i), cells[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], -1)
-        coef_c = o * (1 - tanh_c * tanh_c)  # d c_t / d m_t, through tanh
-        d_pre = gates.new_empty(T, G, B, 4 * H)
-        d_hidden = gates.new_empty(T, G, B, P)  # the whole gradient reaching each h_t
+        d_out = grad.transpose(1, 2)  # (G, B, T, P) -> (G, T, B, P)
+        i, f, g, o = gates.chunk(4, dim=-1)  # each (G, T, B, H)
+        slope = torch.addcmul(gates, gates, gates, value=-1)  # σ' = σ - σ² for i, f, o ...
+        slope[..., 2 * H : 3 * H].fill_(1).addcmul_(g, g, value=-1)  # ... and tanh' = 1 - tanh² for g
+        coef = torch.cat([g, cells[:, :-1], i, tanh_c], dim=-1).mul_(slope)  # d pre_t / d (dc, dc, dc, dm)
+        coef_c = torch.addcmul(o, o, tanh_c.square(), value=-1)  # d c_t / d m_t: o (1 - tanh² c_t)
+        d_pre = torch.empty_like(gates)
+        d_hidden = gates.new_empty(G, T, B, P)  # the whole gradient reaching each h_t
         dh = dc_carry = None
         for t in reversed(range(T)):
-            dh_t = d_hidden[t]
+            dh_t = d_hidden[:, t]
             if dh is None:
-                dh_t.copy_(d_out[t])
+                dh_t.copy_(d_out[:, t])
             else:
-                torch.add(d_out[t], dh, out=dh_t)
+                torch.add(d_out[:, t], dh, out=dh_t)
             dm = dh_t if weight_hr is None else torch.bmm(dh_t, weight_hr)  # (G, B, P) -> (G, B, H)
-            dc = dm * coef_c[t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c[t])
-            dp = d_pre[t]
-            torch.mul(coef[t, ..., : 3 * H].view(G, B, 3, H), dc.unsqueeze(2), out=dp[..., : 3 * H].view(G, B, 3, H))
-            torch.mul(coef[t, ..., 3 * H :], dm, out=dp[..., 3 * H :])
+            dc = dm * coef_c[:, t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c[:, t])
+            dp = torch.mul(coef[:, t], torch.cat([dc, dc, dc, dm], dim=-1), out=d_pre[:, t])  # (G, B, 4H)
             if t:
-                dc_carry = dc * f[t]
+                dc_carry = dc * f[:, t]
                 dh = torch.bmm(dp, weight_hh)  # (G, B, 4H) -> (G, B, P)
-        d_steps = d_pre.transpose(0, 1).reshape(G, T * B, 4 * H)  # time-major, like x_steps
+        d_steps = d_pre.view(G, T * B, H4)
         d_x = torch.bmm(d_steps, weight_ih).view(G, T, B, -1).transpose(1, 2) if ctx.needs_input_grad[0] else None
         d_w_ih = torch.bmm(d_steps.transpose(1, 2), x_steps)
-        d_w_hh = torch.bmm(d_steps.transpose(1, 2), hidden[:-1].transpose(0, 1).reshape(G, T * B, P))
+        d_w_hh = torch.bmm(d_steps.transpose(1, 2), hidden[:, :-1].reshape(G, T * B, P))
         d_bias = d_steps.sum(dim=1)
         d_w_hr = None
         if weight_hr is not None:
-            d_h_steps = d_hidden.transpose(0, 1).reshape(G, T * B, P)
-            d_w_hr = torch.bmm(d_h_steps.transpose(1, 2), m.transpose(0, 1).reshape(G, T * B, H))
+            d_w_hr = torch.bmm(d_hidden.view(G, T * B, P).transpose(1, 2), m.reshape(G, T * B, H))
         return d_x, d_w_ih, d_w_hh, d_bias, d_w_hr
 
 
