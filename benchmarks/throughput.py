@@ -225,6 +225,7 @@ def training_table(args: argparse.Namespace) -> None:
         "bert": (Runner("course BERT", course_b, model_loss, pairs),
                  Runner("HF BertForPreTr.", hf_b, model_loss, pairs_hf)),
     }  # fmt: skip
+    runners = {k: pair for k, pair in runners.items() if k in args.models}
     params = {k: sum(p.numel() for p in pair[0].model.parameters()) for k, pair in runners.items()}
     print(
         f"preset {preset.name}: batch {preset.batch_size}, {args.batches} real batches cycled "
@@ -251,8 +252,9 @@ def training_table(args: argparse.Namespace) -> None:
             for label, t in got.items():
                 times[label].append(t)
             ratios[key].append(got[course.label] / got[reference.label])
-        transformer = 0.5 * (times["course GPT"][-1] + times["course BERT"][-1])
-        elmo_vs.append(times["course ELMo"][-1] / transformer)
+        if {"elmo", "gpt", "bert"} <= set(runners):
+            transformer = 0.5 * (times["course GPT"][-1] + times["course BERT"][-1])
+            elmo_vs.append(times["course ELMo"][-1] / transformer)
     matmul = statistics.median(peak)
     print(
         f"\nmatmul reach: {matmul / 1e9:.1f} GFLOP/s ({MATMUL_SIZE}^2 float32, median of {args.rounds}); "
@@ -272,7 +274,8 @@ def training_table(args: argparse.Namespace) -> None:
     names = {"elmo": "ELMo / 2 nn.LSTM LMs", "gpt": "GPT / HF GPT-2", "bert": "BERT / HF BERT"}
     for key, values in ratios.items():
         print(f"  {names[key]:<28} {_summary(values)}")
-    print(f"  {'ELMo / mean(GPT, BERT)':<28} {_summary(elmo_vs)}   (equal parameter counts)")
+    if elmo_vs:
+        print(f"  {'ELMo / mean(GPT, BERT)':<28} {_summary(elmo_vs)}   (equal parameter counts)")
 
 
 def _summary(values: list[float]) -> str:
@@ -348,6 +351,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="alternating rounds (ratios are their medians)")
     parser.add_argument("--steps", type=int, default=5, help="training steps per implementation per round")
     parser.add_argument("--batches", type=int, default=8, help="real batches each implementation cycles through")
+    parser.add_argument("--models", nargs="+", default=["elmo", "gpt", "bert"], choices=["elmo", "gpt", "bert"])
     parser.add_argument("--no-train", dest="train", action="store_false", help="skip the training table")
     parser.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decoding table")
     parser.add_argument(
