@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertcourse.validation import check_attention_inputs, check_int, check_multi_head_inputs, check_probability
+from bertcourse.validation import (
+    check_attention_inputs,
+    check_int,
+    check_multi_head_inputs,
+    check_probability,
+    deprecated_alias,
+)
 
 Backend = Literal["auto", "math", "torch"]
 KVCache = tuple[Tensor, Tensor]
@@ -215,11 +221,12 @@ def _extend(past: Tensor | None, new: Tensor) -> Tensor:
 
 
 class MultiHeadAttentionOutput(NamedTuple):
-    """What :class:`MultiHeadAttention` returns."""
+    """What :class:`MultiHeadAttention` returns: the output, the key/value cache, the weights (the order of
+    every output in the package: main tensor, cache, attention weights)."""
 
     output: Tensor  # (B, L_q, d_model)
-    weights: Tensor | None  # (B, h, L_q, L_k) when need_weights, else None
-    cache: KVCache | None  # keys and values (B, h, L_k, d) when use_cache, else None
+    past_key_value: KVCache | None  # keys and values (B, h, L_k, d) when use_cache, else None
+    weights: Tensor | None  # (B, h, L_q, L_k) when return_weights, else None
 
 
 class MultiHeadAttention(nn.Module):
@@ -246,7 +253,7 @@ class MultiHeadAttention(nn.Module):
         self.d_model = d_model
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
-        self.dropout = dropout
+        self.dropout_p = dropout  # a probability, applied to the weights inside the attention call
         self.backend: Backend = backend
         self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W^Q; W^K; W^V] stacked on the output axis
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W^O
@@ -264,7 +271,8 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
         past_key_value: KVCache | None = None,
         use_cache: bool = False,
-        need_weights: bool = False,
+        return_weights: bool = False,
+        need_weights: bool | None = None,
     ) -> MultiHeadAttentionOutput:
         """Attend from ``x`` (B, L_q, d_model) to itself, or to ``context`` (B, L_k, d_model).
 
@@ -275,12 +283,14 @@ class MultiHeadAttention(nn.Module):
             is_causal: hide future keys (self-attention only).
             past_key_value: keys and values of earlier positions, from a previous call's ``cache``.
             use_cache: return keys and values (past + new) for the next decoding step.
-            need_weights: also return the attention weights (uses the math path).
+            return_weights: also return the attention weights (uses the math path), as in
+                :func:`scaled_dot_product_attention`. ``need_weights`` is its deprecated old name.
         """
+        return_weights = deprecated_alias(need_weights, "need_weights", return_weights, "return_weights")
         check_multi_head_inputs(
             x, context, attention_mask, is_causal, past_key_value, self.n_heads, self.in_proj.weight
         )
-        _check_backend(self.backend, need_weights)
+        _check_backend(self.backend, return_weights)
         W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
         b_q, b_kv = (
             (None, None) if self.in_proj.bias is None else self.in_proj.bias.split([self.d_model, 2 * self.d_model])
@@ -300,12 +310,12 @@ class MultiHeadAttention(nn.Module):
         if attention_mask is not None:
             keys = padding_mask(attention_mask)  # (B, 1, 1, L_k)
             mask = keys if mask is None else mask & keys
-        dropout_p = self.dropout if self.training else 0.0
+        dropout_p = self.dropout_p if self.training else 0.0
         if attn_mask is not None:  # a caller's mask: checked as scaled_dot_product_attention checks it
             check_attention_inputs(q, k, v, attn_mask, None, 0.0)
         # q, k, v are built here from checked inputs: attend without checking them again.
-        result = _attend(q, k, v, mask, is_causal, None, dropout_p, self.backend, need_weights)
-        out, weights = result if need_weights else (result, None)
+        result = _attend(q, k, v, mask, is_causal, None, dropout_p, self.backend, return_weights)
+        out, weights = result if return_weights else (result, None)
         B, _, L_q, _ = out.shape
         out = out.transpose(1, 2).reshape(B, L_q, self.d_model)  # (B, h, L_q, d) -> (B, L_q, H)
-        return MultiHeadAttentionOutput(self.out_proj(out), weights, cache)
+        return MultiHeadAttentionOutput(self.out_proj(out), cache, weights)

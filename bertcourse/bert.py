@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertcourse.attention import padding_or_none
-from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.base import PreTrainedModel
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation, gelu
 from bertcourse.heads import classify
@@ -36,6 +36,7 @@ from bertcourse.outputs import (
     check_labels,
 )
 from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
+from bertcourse.validation import check_inputs, check_int
 
 __all__ = [
     "BertConfig",
@@ -75,11 +76,9 @@ class BertConfig(TransformerConfig):
         if self.bias is not True:
             raise ValueError(f"BertConfig.bias must be True (every BERT layer has biases), got {self.bias!r}")
         for field in ("type_vocab_size", "num_labels"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"BertConfig.{field} must be an integer >= 1, got {value!r}")
+            check_int(getattr(self, field), f"BertConfig.{field}", minimum=1)
         pad = self.pad_token_id
-        if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < self.vocab_size:
+        if check_int(pad, "BertConfig.pad_token_id", minimum=0) >= self.vocab_size:
             raise ValueError(f"BertConfig.pad_token_id must lie in [0, vocab_size={self.vocab_size}), got {pad!r}")
 
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.base import PreTrainedModel
 from bertcourse.lstm import LSTM, lstm_group, reverse_padded
 from bertcourse.objectives import IGNORE_INDEX, backward_lm_loss, causal_lm_loss
-from bertcourse.outputs import ELMoOutput, check_labels  # ELMoOutput: re-exported, it lived here
+from bertcourse.outputs import ELMoOutput, check_labels
 from bertcourse.scalar_mix import ScalarMix
-from bertcourse.validation import check_parameter_budget
+from bertcourse.validation import check_bool, check_inputs, check_int, check_parameter_budget, check_probability
 
-__all__ = ["ELMo", "ELMoConfig", "ELMoOutput"]
+__all__ = ["ELMo", "ELMoConfig"]
 
 
 @dataclass
@@ -50,15 +50,11 @@ class ELMoConfig:
     def __post_init__(self) -> None:
         name = type(self).__name__
         for field in ("vocab_size", "d_model", "d_hidden", "n_layers"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}.{field} must be a positive integer, got {value!r}")
+            check_int(getattr(self, field), f"{name}.{field}", minimum=1)
         if self.d_model >= self.d_hidden:
             raise ValueError(f"{name}.d_model={self.d_model} must be < d_hidden={self.d_hidden} (a projection)")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{name}.dropout must be a probability in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.fused, bool):
-            raise ValueError(f"{name}.fused must be a bool, got {self.fused!r}")
+        check_probability(self.dropout, f"{name}.dropout")
+        check_bool(self.fused, f"{name}.fused")
         V, D, C = self.vocab_size, self.d_model, self.d_hidden
         per_layer = 2 * (4 * C * (2 * D) + C * D)  # both directions: gates on [x; h] and the projection
         check_parameter_budget(name, 2 * V * D + self.n_layers * per_layer, "vocab_size, d_model, d_hidden, n_layers")

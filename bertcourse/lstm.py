@@ -34,6 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from bertcourse.validation import check_bool, check_int
+
 __all__ = ["LSTM", "LSTMCell", "lstm_cell", "lstm_group", "reverse_padded"]
 
 # PyTorch notes, once per process, that its oneDNN kernels lack projections and it uses its own; nothing to act on.
@@ -79,9 +81,8 @@ class LSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"LSTMCell: {name} must be a positive integer, got {value!r}")
+        check_int(input_size, "LSTMCell: input_size", minimum=1)
+        check_int(hidden_size, "LSTMCell: hidden_size", minimum=1)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
@@ -116,13 +117,11 @@ class LSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, proj_size: int = 0, fused: bool = True) -> None:
         super().__init__()
-        for name, value, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"LSTM: {name} must be a positive integer, got {value!r}")
-        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
+        check_int(input_size, "LSTM: input_size", minimum=1)
+        check_int(hidden_size, "LSTM: hidden_size", minimum=1)
+        if check_int(proj_size, "LSTM: proj_size", minimum=0) >= hidden_size:
             raise ValueError(f"LSTM: proj_size must be an integer in [0, hidden_size={hidden_size}), got {proj_size!r}")
-        if not isinstance(fused, bool):
-            raise ValueError(f"LSTM: fused must be a bool, got {fused!r}")
+        check_bool(fused, "LSTM: fused")
         self.input_size, self.hidden_size, self.proj_size = input_size, hidden_size, proj_size
         self.output_size = proj_size or hidden_size
         self.fused = fused

@@ -8,6 +8,7 @@ kernel or return a silent NaN. Model files call the few functions here; none of 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "check_positive",
     "check_probability",
     "check_token_ids",
+    "deprecated_alias",
 ]
 
 MAX_PARAMETERS = 2**31
@@ -69,6 +71,14 @@ def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be a bool, got {value!r}")
     return value
+
+
+def deprecated_alias(old_value: Any, old_name: str, value: Any, name: str) -> Any:
+    """``value``, or ``old_value`` when a caller still passes a renamed keyword (with a ``DeprecationWarning``)."""
+    if old_value is None:
+        return value
+    warnings.warn(f"{old_name} is deprecated, use {name}", DeprecationWarning, stacklevel=3)
+    return old_value
 
 
 # ---- configs --------------------------------------------------------------------------------------------
