@@ -171,8 +171,8 @@ class ELMo(PreTrainedModel):
             :class:`ELMoOutput`; ``loss`` is the mean of ``forward_loss`` and ``backward_loss``.
         """
         x, forward_states, backward_states = self._layers(input_ids, attention_mask)
-        forward_logits = self.lm_head(self.dropout(forward_states[-1]))  # (B, T, d_model) -> (B, T, V)
-        backward_logits = self.lm_head(self.dropout(backward_states[-1]))  # (B, T, d_model) -> (B, T, V)
+        top = torch.stack([forward_states[-1], backward_states[-1]])  # (2, B, T, d_model): one shared softmax
+        forward_logits, backward_logits = self.lm_head(self.dropout(top))  # (2, B, T, V) -> 2 x (B, T, V)
         loss = forward_loss = backward_loss = None
         if labels is not None:
             forward_labels, backward_labels = self._direction_labels(labels, input_ids, attention_mask)

@@ -208,9 +208,14 @@ def lstm_group(x: Tensor, layers: Sequence[LSTM]) -> Tensor:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"lstm_group: x must be (G={G}, B, T, input_size={first.input_size}), got {got}")
     rnns = [m.rnn for m in layers]
-    weight_ih = torch.stack([r.weight_ih_l0 for r in rnns])  # G x (4H, I) -> (G, 4H, I)
-    weight_hh = torch.stack([r.weight_hh_l0 for r in rnns])  # (G, 4H, P or H)
-    bias = torch.stack([r.bias_ih_l0 + r.bias_hh_l0 for r in rnns])  # (G, 4H): the two biases only ever add
+    H = first.hidden_size
+
+    def ifog(w: Tensor) -> Tensor:  # gate blocks i, f, g, o -> i, f, o, g: the three sigmoid gates side by side
+        return torch.cat([w[:, : 2 * H], w[:, 3 * H :], w[:, 2 * H : 3 * H]], dim=1)
+
+    weight_ih = ifog(torch.stack([r.weight_ih_l0 for r in rnns]))  # G x (4H, I) -> (G, 4H, I)
+    weight_hh = ifog(torch.stack([r.weight_hh_l0 for r in rnns]))  # (G, 4H, P or H)
+    bias = ifog(torch.stack([r.bias_ih_l0 + r.bias_hh_l0 for r in rnns]))  # (G, 4H): the two biases only add
     weight_hr = torch.stack([r.weight_hr_l0 for r in rnns]) if first.proj_size else None  # (G, P, H)
     return _GroupBPTT.apply(x, weight_ih, weight_hh, bias, weight_hr)
 
@@ -218,10 +223,10 @@ def lstm_group(x: Tensor, layers: Sequence[LSTM]) -> Tensor:
 class _GroupBPTT(torch.autograd.Function):
     """:func:`lstm_group`'s arithmetic: a forward loop without autograd, and its gradients written out.
 
-    Per step t and group g (gate order i, f, g, o as in :func:`lstm_cell`; m = o ⊙ tanh(c), h = W_hr m or m):
+    Per step t and group g (gate rows in the order i, f, o, g; m = o ⊙ tanh(c), h = W_hr m or m):
     forward  a = act(pre_t + W_hh h_{t-1}),  c_t = f ⊙ c_{t-1} + i ⊙ g,  m_t = o ⊙ tanh(c_t);
     backward dm = W_hr^T dh_t,  dc_t = f_{t+1} ⊙ dc_{t+1} + dm ⊙ o ⊙ (1 - tanh²c_t),
-             dpre_t = [dc ⊙ g ⊙ i(1-i), dc ⊙ c_{t-1} ⊙ f(1-f), dc ⊙ i ⊙ (1-g²), dm ⊙ tanh(c_t) ⊙ o(1-o)],
+             dpre_t = [dc ⊙ g ⊙ i(1-i), dc ⊙ c_{t-1} ⊙ f(1-f), dm ⊙ tanh(c_t) ⊙ o(1-o), dc ⊙ i ⊙ (1-g²)],
              dh_{t-1} += W_hh^T dpre_t;  then dW_ih = Σ_t dpre_t^T x_t, dW_hh = Σ_t dpre_t^T h_{t-1},
              dW_hr = Σ_t dh_t^T m_t, db = Σ_t dpre_t, dx_t = W_ih^T dpre_t.
     """
@@ -243,10 +248,9 @@ class _GroupBPTT(torch.autograd.Function):
         w_hh, w_hr = weight_hh.transpose(1, 2), None if weight_hr is None else weight_hr.transpose(1, 2)
         for t in range(T):
             a = gates[:, t] if t == 0 else gates[:, t].baddbmm_(hidden[:, t], w_hh)  # (G, B, 4H)
-            a[..., : 2 * H].sigmoid_()  # i, f
-            a[..., 2 * H : 3 * H].tanh_()  # g
-            a[..., 3 * H :].sigmoid_()  # o
-            i, f, g, o = a.chunk(4, dim=-1)
+            a[..., : 3 * H].sigmoid_()  # i, f, o
+            a[..., 3 * H :].tanh_()  # g
+            i, f, o, g = a.chunk(4, dim=-1)
             c = torch.mul(f, cells[:, t], out=cells[:, t + 1]).addcmul_(i, g)
             torch.mul(o, torch.tanh(c, out=tanh_c[:, t]), out=m[:, t])
             if w_hr is not None:
@@ -261,26 +265,26 @@ class _GroupBPTT(torch.autograd.Function):
         G, T, B, H4 = gates.shape
         H, P = H4 // 4, hidden.shape[-1]
         d_out = grad.transpose(1, 2)  # (G, B, T, P) -> (G, T, B, P)
-        i, f, g, o = gates.chunk(4, dim=-1)  # each (G, T, B, H)
+        i, f, o, g = gates.chunk(4, dim=-1)  # each (G, T, B, H)
         slope = torch.addcmul(gates, gates, gates, value=-1)  # σ' = σ - σ² for i, f, o ...
-        slope[..., 2 * H : 3 * H].fill_(1).addcmul_(g, g, value=-1)  # ... and tanh' = 1 - tanh² for g
-        coef = torch.cat([g, cells[:, :-1], i, tanh_c], dim=-1).mul_(slope)  # d pre_t / d (dc, dc, dc, dm)
+        slope[..., 3 * H :].fill_(1).addcmul_(g, g, value=-1)  # ... and tanh' = 1 - tanh² for g
+        coef = torch.cat([g, cells[:, :-1], tanh_c, i], dim=-1).mul_(slope)  # d pre_t / d (dc, dc, dm, dc)
         coef_c = torch.addcmul(o, o, tanh_c.square(), value=-1)  # d c_t / d m_t: o (1 - tanh² c_t)
         d_pre = torch.empty_like(gates)
-        d_hidden = gates.new_empty(G, T, B, P)  # the whole gradient reaching each h_t
-        dh = dc_carry = None
+        d_rec = gates.new_zeros(G, T, B, P)  # the recurrent part of dh_t: W_hh^T dpre_{t+1} (0 at the last step)
+        if weight_hr is not None:  # the output's part of dm_t = W_hr^T dh_t, for all steps at once
+            dm_out = torch.bmm(d_out.reshape(G, T * B, P), weight_hr).view(G, T, B, H)
+        dc_carry = None
         for t in reversed(range(T)):
-            dh_t = d_hidden[:, t]
-            if dh is None:
-                dh_t.copy_(d_out[:, t])
+            if weight_hr is None:
+                dm = d_out[:, t] + d_rec[:, t]  # (G, B, H)
             else:
-                torch.add(d_out[:, t], dh, out=dh_t)
-            dm = dh_t if weight_hr is None else torch.bmm(dh_t, weight_hr)  # (G, B, P) -> (G, B, H)
+                dm = dm_out[:, t] if t == T - 1 else torch.baddbmm(dm_out[:, t], d_rec[:, t], weight_hr)
             dc = dm * coef_c[:, t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c[:, t])
-            dp = torch.mul(coef[:, t], torch.cat([dc, dc, dc, dm], dim=-1), out=d_pre[:, t])  # (G, B, 4H)
+            dp = torch.mul(coef[:, t], torch.cat([dc, dc, dm, dc], dim=-1), out=d_pre[:, t])  # (G, B, 4H)
             if t:
                 dc_carry = dc * f[:, t]
-                dh = torch.bmm(dp, weight_hh)  # (G, B, 4H) -> (G, B, P)
+                torch.bmm(dp, weight_hh, out=d_rec[:, t - 1])  # (G, B, 4H) -> (G, B, P)
         d_steps = d_pre.view(G, T * B, H4)
         d_x = torch.bmm(d_steps, weight_ih).view(G, T, B, -1).transpose(1, 2) if ctx.needs_input_grad[0] else None
         d_w_ih = torch.bmm(d_steps.transpose(1, 2), x_steps)
@@ -288,7 +292,8 @@ class _GroupBPTT(torch.autograd.Function):
         d_bias = d_steps.sum(dim=1)
         d_w_hr = None
         if weight_hr is not None:
-            d_w_hr = torch.bmm(d_hidden.view(G, T * B, P).transpose(1, 2), m.reshape(G, T * B, H))
+            d_hidden = (d_rec + d_out).view(G, T * B, P)  # the whole gradient reaching each h_t
+            d_w_hr = torch.bmm(d_hidden.transpose(1, 2), m.reshape(G, T * B, H))
         return d_x, d_w_ih, d_w_hh, d_bias, d_w_hr
 
 
