@@ -246,15 +246,19 @@ class _GroupBPTT(torch.autograd.Function):
         hidden = x.new_zeros(G, T + 1, B, P)  # h_0 = 0, then h_1 .. h_T
         m = x.new_empty(G, T, B, H) if weight_hr is not None else hidden[:, 1:]  # o ⊙ tanh(c) before projection
         w_hh, w_hr = weight_hh.transpose(1, 2), None if weight_hr is None else weight_hr.transpose(1, 2)
+        # Per-step views made once (unbind over time), not in every step of the loop.
+        a_, sig_, tanh_ = gates.unbind(1), gates[..., : 3 * H].unbind(1), gates[..., 3 * H :].unbind(1)
+        i_, f_, o_, g_ = (part.unbind(1) for part in gates.chunk(4, dim=-1))
+        c_, tc_, h_, m_ = cells.unbind(1), tanh_c.unbind(1), hidden.unbind(1), m.unbind(1)
         for t in range(T):
-            a = gates[:, t] if t == 0 else gates[:, t].baddbmm_(hidden[:, t], w_hh)  # (G, B, 4H)
-            a[..., : 3 * H].sigmoid_()  # i, f, o
-            a[..., 3 * H :].tanh_()  # g
-            i, f, o, g = a.chunk(4, dim=-1)
-            c = torch.mul(f, cells[:, t], out=cells[:, t + 1]).addcmul_(i, g)
-            torch.mul(o, torch.tanh(c, out=tanh_c[:, t]), out=m[:, t])
+            if t:
+                a_[t].baddbmm_(h_[t], w_hh)  # (G, B, 4H): step t's pre-activations
+            sig_[t].sigmoid_()  # i, f, o
+            tanh_[t].tanh_()  # g
+            torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])  # c_t = f c_{t-1} + i g
+            torch.mul(o_[t], torch.tanh(c_[t + 1], out=tc_[t]), out=m_[t])  # m_t = o tanh(c_t)
             if w_hr is not None:
-                torch.bmm(m[:, t], w_hr, out=hidden[:, t + 1])  # (G, B, H) -> (G, B, P)
+                torch.bmm(m_[t], w_hr, out=h_[t + 1])  # (G, B, H) -> (G, B, P)
         ctx.save_for_backward(x_steps, weight_ih, weight_hh, weight_hr, gates, cells, tanh_c, hidden, m)
         return hidden[:, 1:].transpose(1, 2)  # (G, T, B, P) -> (G, B, T, P)
 
@@ -275,16 +279,18 @@ class _GroupBPTT(torch.autograd.Function):
         if weight_hr is not None:  # the output's part of dm_t = W_hr^T dh_t, for all steps at once
             dm_out = torch.bmm(d_out.reshape(G, T * B, P), weight_hr).view(G, T, B, H)
         dc_carry = None
+        rec_, pre_, coef_, coef_c_, f_ = d_rec.unbind(1), d_pre.unbind(1), coef.unbind(1), coef_c.unbind(1), f.unbind(1)
+        out_ = d_out.unbind(1) if weight_hr is None else dm_out.unbind(1)
         for t in reversed(range(T)):
             if weight_hr is None:
-                dm = d_out[:, t] + d_rec[:, t]  # (G, B, H)
+                dm = out_[t] + rec_[t]  # (G, B, H)
             else:
-                dm = dm_out[:, t] if t == T - 1 else torch.baddbmm(dm_out[:, t], d_rec[:, t], weight_hr)
-            dc = dm * coef_c[:, t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c[:, t])
-            dp = torch.mul(coef[:, t], torch.cat([dc, dc, dm, dc], dim=-1), out=d_pre[:, t])  # (G, B, 4H)
+                dm = out_[t] if t == T - 1 else torch.baddbmm(out_[t], rec_[t], weight_hr)
+            dc = dm * coef_c_[t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c_[t])
+            dp = torch.mul(coef_[t], torch.cat([dc, dc, dm, dc], dim=-1), out=pre_[t])  # (G, B, 4H)
             if t:
-                dc_carry = dc * f[:, t]
-                torch.bmm(dp, weight_hh, out=d_rec[:, t - 1])  # (G, B, 4H) -> (G, B, P)
+                dc_carry = dc * f_[t]
+                torch.bmm(dp, weight_hh, out=rec_[t - 1])  # (G, B, 4H) -> (G, B, P)
         d_steps = d_pre.view(G, T * B, H4)
         d_x = torch.bmm(d_steps, weight_ih).view(G, T, B, -1).transpose(1, 2) if ctx.needs_input_grad[0] else None
         d_w_ih = torch.bmm(d_steps.transpose(1, 2), x_steps)
