@@ -291,13 +291,12 @@ class MultiHeadAttention(nn.Module):
             x, context, attention_mask, is_causal, past_key_value, self.n_heads, self.in_proj.weight
         )
         _check_backend(self.backend, return_weights)
-        W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
-        b_q, b_kv = (
-            (None, None) if self.in_proj.bias is None else self.in_proj.bias.split([self.d_model, 2 * self.d_model])
-        )
         if context is None:
             q, k, v = self.in_proj(x).split(self.d_model, dim=-1)  # (B, L, 3H) -> 3 x (B, L, H)
-        else:
+        else:  # queries from x, keys and values from the context: the W^Q block, then the [W^K; W^V] blocks
+            W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
+            bias = self.in_proj.bias
+            b_q, b_kv = (None, None) if bias is None else bias.split([self.d_model, 2 * self.d_model])
             q = F.linear(x, W_q, b_q)
             k, v = F.linear(context, W_kv, b_kv).split(self.d_model, dim=-1)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # each (B, h, T, d)
