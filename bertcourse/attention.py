@@ -208,6 +208,8 @@ def _extend(past: Tensor | None, new: Tensor) -> Tensor:
         and getattr(buffer, "_cache_length", None) == T_past
         and buffer.shape[2] >= T_total
         and past.data_ptr() == buffer.data_ptr()  # type: ignore[union-attr]
+        and past.stride() == buffer.stride()  # type: ignore[union-attr]
+        and past.shape[:2] == buffer.shape[:2]  # type: ignore[union-attr]  # not a slice of the rows or heads
     ):
         buffer[:, :, T_past:T_total].copy_(new)
     else:

@@ -144,3 +144,17 @@ def test_cached_steps_equal_recomputing_and_two_continuations_of_one_cache_stay_
     torch.testing.assert_close(next_a, model(ids[:, :11]).logits[:, -1])
     recomputed_b = torch.cat([ids[:, :9], other, ids[:, 10:11]], dim=1)
     torch.testing.assert_close(next_b, model(recomputed_b).logits[:, -1])
+
+
+def test_a_cache_sliced_to_some_rows_continues_like_recomputing() -> None:
+    """A view of some rows of a cache (beam-style selection) must not be extended inside the full buffer."""
+    model = tiny_model()
+    ids = torch.randint(1, V, (2, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        past = model(ids[:, :5], use_cache=True).past_key_values
+        past = model(ids[:, 5:6], past_key_values=past, use_cache=True).past_key_values  # a grown buffer
+        first_row = tuple((k[:1], v[:1]) for k, v in past)  # basic slicing: views of the same buffers
+        one = model(ids[:1, 6:7], past_key_values=first_row, use_cache=True).logits[:, -1]
+        both = model(ids[:, 6:7], past_key_values=past, use_cache=True).logits[:, -1]
+    torch.testing.assert_close(one, model(ids[:1, :7]).logits[:, -1])
+    torch.testing.assert_close(both, model(ids[:, :7]).logits[:, -1])
