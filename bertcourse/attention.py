@@ -195,8 +195,8 @@ def _extend(past: Tensor | None, new: Tensor) -> Tensor:
     Without autograd the cache is instead a view of a buffer with room to spare (twice what it holds
     when it is made): the new positions are written after the old ones and a longer view is returned,
     so a step costs the same at any length. The buffer records how much of it is handed out; continuing
-    an older, shorter view of it (two continuations of one prompt) copies into a new buffer, so no view
-    ever sees its positions overwritten.
+    an older, shorter view of it (two continuations of one prompt) or a slice of its rows copies into a
+    new buffer, so no view ever sees its positions overwritten.
     """
     if torch.is_grad_enabled() and (new.requires_grad or (past is not None and past.requires_grad)):
         return new if past is None else torch.cat([past, new], dim=2)
@@ -283,7 +283,7 @@ class MultiHeadAttention(nn.Module):
                 past and new keys together.
             attn_mask: boolean, True = may attend, broadcastable to (B, h, L_q, L_k).
             is_causal: hide future keys (self-attention only).
-            past_key_value: keys and values of earlier positions, from a previous call's ``cache``.
+            past_key_value: keys and values of earlier positions, a previous call's ``past_key_value``.
             use_cache: return keys and values (past + new) for the next decoding step.
             return_weights: also return the attention weights (uses the math path), as in
                 :func:`scaled_dot_product_attention`. ``need_weights`` is its deprecated old name.
