@@ -270,9 +270,11 @@ class _GroupBPTT(torch.autograd.Function):
         H, P = H4 // 4, hidden.shape[-1]
         d_out = grad.transpose(1, 2)  # (G, B, T, P) -> (G, T, B, P)
         i, f, o, g = gates.chunk(4, dim=-1)  # each (G, T, B, H)
-        slope = torch.addcmul(gates, gates, gates, value=-1)  # σ' = σ - σ² for i, f, o ...
-        slope[..., 3 * H :].fill_(1).addcmul_(g, g, value=-1)  # ... and tanh' = 1 - tanh² for g
-        coef = torch.cat([g, cells[:, :-1], tanh_c, i], dim=-1).mul_(slope)  # d pre_t / d (dc, dc, dm, dc)
+        # d pre_t / d (dc, dc, dm, dc): what each gate multiplies, times its slope, built in one buffer:
+        # σ' = σ - σ² for i, f, o (x σ - x σ σ), tanh' = 1 - tanh² for g (i - i g g).
+        coef = torch.cat([g, cells[:, :-1], tanh_c, i], dim=-1)
+        coef.mul_(gates).addcmul_(coef, gates, value=-1)
+        coef[..., 3 * H :].copy_(g).mul_(g).mul_(i).neg_().add_(i)
         coef_c = torch.addcmul(o, o, tanh_c.square(), value=-1)  # d c_t / d m_t: o (1 - tanh² c_t)
         d_pre = torch.empty_like(gates)
         d_rec = gates.new_zeros(G, T, B, P)  # the recurrent part of dh_t: W_hh^T dpre_{t+1} (0 at the last step)
