@@ -276,12 +276,12 @@ class _GroupBPTT(torch.autograd.Function):
         coef.mul_(gates).addcmul_(coef, gates, value=-1)
         coef[..., 3 * H :].copy_(g).mul_(g).mul_(i).neg_().add_(i)
         coef_c = torch.addcmul(o, o, tanh_c.square(), value=-1)  # d c_t / d m_t: o (1 - tanh² c_t)
-        d_pre = torch.empty_like(gates)
+        d_pre = coef  # step t's coefficients become dpre_t in place, once step t has used them
         d_rec = gates.new_zeros(G, T, B, P)  # the recurrent part of dh_t: W_hh^T dpre_{t+1} (0 at the last step)
         if weight_hr is not None:  # the output's part of dm_t = W_hr^T dh_t, for all steps at once
             dm_out = torch.bmm(d_out.reshape(G, T * B, P), weight_hr).view(G, T, B, H)
         dc_carry = None
-        rec_, pre_, coef_, coef_c_, f_ = d_rec.unbind(1), d_pre.unbind(1), coef.unbind(1), coef_c.unbind(1), f.unbind(1)
+        rec_, coef_, coef_c_, f_ = d_rec.unbind(1), coef.unbind(1), coef_c.unbind(1), f.unbind(1)
         out_ = d_out.unbind(1) if weight_hr is None else dm_out.unbind(1)
         for t in reversed(range(T)):
             if weight_hr is None:
@@ -289,7 +289,7 @@ class _GroupBPTT(torch.autograd.Function):
             else:
                 dm = out_[t] if t == T - 1 else torch.baddbmm(out_[t], rec_[t], weight_hr)
             dc = dm * coef_c_[t] if dc_carry is None else torch.addcmul(dc_carry, dm, coef_c_[t])
-            dp = torch.mul(coef_[t], torch.cat([dc, dc, dm, dc], dim=-1), out=pre_[t])  # (G, B, 4H)
+            dp = coef_[t].mul_(torch.cat([dc, dc, dm, dc], dim=-1))  # dpre_t, (G, B, 4H)
             if t:
                 dc_carry = dc * f_[t]
                 torch.bmm(dp, weight_hh, out=rec_[t - 1])  # (G, B, 4H) -> (G, B, P)
