@@ -275,7 +275,7 @@ class _GroupBPTT(torch.autograd.Function):
         coef = torch.cat([g, cells[:, :-1], tanh_c, i], dim=-1)
         coef.mul_(gates).addcmul_(coef, gates, value=-1)
         coef[..., 3 * H :].copy_(g).mul_(g).mul_(i).neg_().add_(i)
-        coef_c = torch.addcmul(o, o, tanh_c.square(), value=-1)  # d c_t / d m_t: o (1 - tanh² c_t)
+        coef_c = tanh_c.square().neg_().add_(1).mul_(o)  # d c_t / d m_t: o (1 - tanh² c_t)
         d_pre = coef  # step t's coefficients become dpre_t in place, once step t has used them
         d_rec = gates.new_zeros(G, T, B, P)  # the recurrent part of dh_t: W_hh^T dpre_{t+1} (0 at the last step)
         if weight_hr is not None:  # the output's part of dm_t = W_hr^T dh_t, for all steps at once
@@ -300,7 +300,7 @@ class _GroupBPTT(torch.autograd.Function):
         d_bias = d_steps.sum(dim=1)
         d_w_hr = None
         if weight_hr is not None:
-            d_hidden = (d_rec + d_out).view(G, T * B, P)  # the whole gradient reaching each h_t
+            d_hidden = d_rec.add_(d_out).view(G, T * B, P)  # the whole gradient reaching each h_t
             d_w_hr = torch.bmm(d_hidden.transpose(1, 2), m.reshape(G, T * B, H))
         return d_x, d_w_ih, d_w_hh, d_bias, d_w_hr
 
