@@ -192,11 +192,12 @@ def lstm_group(x: Tensor, layers: Sequence[LSTM]) -> Tensor:
     Shapes: x (G, B, T, I) -> outputs (G, B, T, P or H), as ``torch.stack([layers[g](x[g])[0] for g ...])``.
 
     ELMo's forward and backward LMs are two such layers at every depth. Equal to calling each layer on its
-    own input (tested), but faster on a CPU, where a small LSTM's time goes to
-    per-step overhead, not arithmetic: the G layers share each step's operations (batched matrix
+    own input (tested), but faster on a CPU, where a small LSTM spends much of its time on per-step
+    overhead and on allocating buffers: the G layers share each step's operations (batched matrix
     products over the group), the forward pass records no autograd graph, and the backward pass is
-    written out (back-propagation through time) so that the weight gradients are G matrix products over
-    all steps at once instead of one per step. On a GPU, ``torch.nn.LSTM`` (cuDNN) is the fast path.
+    written out (back-propagation through time), reuses its buffers, and makes the weight gradients G
+    matrix products over all steps at once instead of one per step (``benchmarks/throughput.py``
+    measures it). On a GPU, ``torch.nn.LSTM`` (cuDNN) is the fast path.
     """
     if not layers or any(
         (m.input_size, m.hidden_size, m.proj_size) != (layers[0].input_size, layers[0].hidden_size, layers[0].proj_size)
