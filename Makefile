@@ -21,7 +21,7 @@ NB ?=
 GRADE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: lab test grade lint exercises bench compare book clean
+.PHONY: lab test grade lint exercises bench bench-throughput compare book clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
@@ -51,6 +51,12 @@ exercises: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/attention.py
+
+# make bench-throughput: pre-training steps of ELMo, GPT and BERT against Hugging Face and a large matmul, and
+# KV-cache decoding (README, "Throughput"); BENCH_ARGS="--rounds 5 --steps 3" for a quicker, noisier run.
+BENCH_ARGS ?=
+bench-throughput: $(BIN)/.installed
+	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
 
 # make compare [PRESET=tiny|course|full SEEDS=N]: chapter 08's head-to-head experiment; the course preset with
 # 3 seeds is what notebooks/results/compare-course holds (a rerun resumes from the runs it finds there).

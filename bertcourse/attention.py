@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertcourse.validation import check_attention_inputs, check_int, check_multi_head_inputs, check_probability
+from bertcourse.validation import (
+    check_attention_inputs,
+    check_int,
+    check_multi_head_inputs,
+    check_probability,
+    deprecated_alias,
+)
 
 Backend = Literal["auto", "math", "torch"]
 KVCache = tuple[Tensor, Tensor]
@@ -112,19 +118,43 @@ def scaled_dot_product_attention(
     Returns:
         output (..., L_q, d_v), or ``(output, weights)`` when ``return_weights`` is set.
     """
+    _check_backend(backend, return_weights)
+    expand = check_attention_inputs(q, k, v, attn_mask, scale, dropout_p)  # ValueError naming the argument
+    q, k, v = _expand(q, k, v, expand)
+    return _attend(q, k, v, attn_mask, is_causal, scale, dropout_p, backend, return_weights)
+
+
+def _check_backend(backend: Backend, return_weights: bool) -> None:
     if backend not in ("auto", "math", "torch"):
         raise ValueError(f"backend must be 'auto', 'math' or 'torch', got {backend!r}")
     if backend == "torch" and return_weights:
         raise ValueError("backend='torch' (the fused kernel) cannot return weights; use backend='math' or 'auto'")
-    expand = check_attention_inputs(q, k, v, attn_mask, scale, dropout_p)  # ValueError naming the argument
+
+
+def _attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None,
+    is_causal: bool,
+    scale: float | None,
+    dropout_p: float,
+    backend: Backend,
+    return_weights: bool,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """:func:`scaled_dot_product_attention` on arguments already checked (and q, k, v of one batch shape)."""
     L_q, L_k = q.shape[-2], k.shape[-2]
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-
     use_math = backend == "math" or (backend == "auto" and return_weights)
+    if is_causal and L_q == 1:
+        is_causal = False  # one query, the last position: it may attend to every key, so no mask at all
+    if backend == "auto" and L_q == 1 and q.device.type == "cpu":
+        # A decoding step: on a CPU the fused kernel sets up work buffers sized by the keys at every call,
+        # and costs more per key than the three plain products (measured: benchmarks/throughput.py).
+        use_math = True
     if not use_math and is_causal and attn_mask is None and L_q == L_k:
         # The plain causal case: the fused kernel builds the mask itself (Flash-eligible).
-        q, k, v = _expand(q, k, v, expand)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)
 
     mask = attn_mask
@@ -135,7 +165,10 @@ def scaled_dot_product_attention(
     empty_rows: Tensor | None = None
     if mask is not None:
         empty_rows = ~mask.any(dim=-1, keepdim=True)  # (..., L_q, 1)
-        mask = mask | empty_rows
+        if mask.device.type == "cpu" and not bool(empty_rows.any()):
+            empty_rows = None  # none (the usual case, and a free check on a CPU): nothing to fix up
+        else:
+            mask = mask | empty_rows
 
     if use_math:
         scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, d_k) @ (..., d_k, L_k) -> (..., L_q, L_k)
@@ -148,19 +181,54 @@ def scaled_dot_product_attention(
         output = attended @ v  # (..., L_q, L_k) @ (..., L_k, d_v) -> (..., L_q, d_v)
         return (output, weights) if return_weights else output
 
-    q, k, v = _expand(q, k, v, expand)
     output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     if empty_rows is not None:
         output = output.masked_fill(empty_rows, 0.0)
     return output
 
 
+def _extend(past: Tensor | None, new: Tensor) -> Tensor:
+    """Keys (or values) of the past positions followed by the new ones: (B, h, T_past + T, d).
+
+    This is ``torch.cat([past, new], dim=2)``, but decoding appends a position at every step and a
+    concatenation copies the whole cache each time, so a step would cost more the longer the context.
+    Without autograd the cache is instead a view of a buffer with room to spare (twice what it holds
+    when it is made): the new positions are written after the old ones and a longer view is returned,
+    so a step costs the same at any length. The buffer records how much of it is handed out; continuing
+    an older, shorter view of it (two continuations of one prompt) or a slice of its rows copies into a
+    new buffer, so no view ever sees its positions overwritten.
+    """
+    if torch.is_grad_enabled() and (new.requires_grad or (past is not None and past.requires_grad)):
+        return new if past is None else torch.cat([past, new], dim=2)
+    T_past = 0 if past is None else past.shape[2]
+    T_total = T_past + new.shape[2]
+    buffer = None if past is None else past._base
+    if (
+        buffer is not None
+        and getattr(buffer, "_cache_length", None) == T_past
+        and buffer.shape[2] >= T_total
+        and past.data_ptr() == buffer.data_ptr()  # type: ignore[union-attr]
+        and past.stride() == buffer.stride()  # type: ignore[union-attr]
+        and past.shape[:2] == buffer.shape[:2]  # type: ignore[union-attr]  # not a slice of the rows or heads
+    ):
+        buffer[:, :, T_past:T_total].copy_(new)
+    else:
+        B, h, _, d = new.shape
+        buffer = new.new_empty(B, h, 2 * T_total, d)
+        if past is not None:
+            buffer[:, :, :T_past].copy_(past)
+        buffer[:, :, T_past:T_total].copy_(new)
+    buffer._cache_length = T_total  # type: ignore[attr-defined]
+    return buffer[:, :, :T_total]
+
+
 class MultiHeadAttentionOutput(NamedTuple):
-    """What :class:`MultiHeadAttention` returns."""
+    """What :class:`MultiHeadAttention` returns: the output, the key/value cache, the weights (the order of
+    every output in the package: main tensor, cache, attention weights)."""
 
     output: Tensor  # (B, L_q, d_model)
-    weights: Tensor | None  # (B, h, L_q, L_k) when need_weights, else None
-    cache: KVCache | None  # keys and values (B, h, L_k, d) when use_cache, else None
+    past_key_value: KVCache | None  # keys and values (B, h, L_k, d) when use_cache, else None
+    weights: Tensor | None  # (B, h, L_q, L_k) when return_weights, else None
 
 
 class MultiHeadAttention(nn.Module):
@@ -187,7 +255,7 @@ class MultiHeadAttention(nn.Module):
         self.d_model = d_model
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
-        self.dropout = dropout
+        self.dropout_p = dropout  # a probability, applied to the weights inside the attention call
         self.backend: Backend = backend
         self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W^Q; W^K; W^V] stacked on the output axis
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W^O
@@ -205,7 +273,8 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
         past_key_value: KVCache | None = None,
         use_cache: bool = False,
-        need_weights: bool = False,
+        return_weights: bool = False,
+        need_weights: bool | None = None,
     ) -> MultiHeadAttentionOutput:
         """Attend from ``x`` (B, L_q, d_model) to itself, or to ``context`` (B, L_k, d_model).
 
@@ -214,45 +283,40 @@ class MultiHeadAttention(nn.Module):
                 past and new keys together.
             attn_mask: boolean, True = may attend, broadcastable to (B, h, L_q, L_k).
             is_causal: hide future keys (self-attention only).
-            past_key_value: keys and values of earlier positions, from a previous call's ``cache``.
+            past_key_value: keys and values of earlier positions, a previous call's ``past_key_value``.
             use_cache: return keys and values (past + new) for the next decoding step.
-            need_weights: also return the attention weights (uses the math path).
+            return_weights: also return the attention weights (uses the math path), as in
+                :func:`scaled_dot_product_attention`. ``need_weights`` is its deprecated old name.
         """
+        return_weights = deprecated_alias(need_weights, "need_weights", return_weights, "return_weights")
         check_multi_head_inputs(
             x, context, attention_mask, is_causal, past_key_value, self.n_heads, self.in_proj.weight
         )
-        W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
-        b_q, b_kv = (
-            (None, None) if self.in_proj.bias is None else self.in_proj.bias.split([self.d_model, 2 * self.d_model])
-        )
+        _check_backend(self.backend, return_weights)
         if context is None:
             q, k, v = self.in_proj(x).split(self.d_model, dim=-1)  # (B, L, 3H) -> 3 x (B, L, H)
-        else:
+        else:  # queries from x, keys and values from the context: the W^Q block, then the [W^K; W^V] blocks
+            W_q, W_kv = self.in_proj.weight.split([self.d_model, 2 * self.d_model])
+            bias = self.in_proj.bias
+            b_q, b_kv = (None, None) if bias is None else bias.split([self.d_model, 2 * self.d_model])
             q = F.linear(x, W_q, b_q)
             k, v = F.linear(context, W_kv, b_kv).split(self.d_model, dim=-1)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # each (B, h, T, d)
-        if past_key_value is not None:
-            past_k, past_v = past_key_value
-            k = torch.cat([past_k, k], dim=2)  # (B, h, T_past + T, d)
-            v = torch.cat([past_v, v], dim=2)
+        if past_key_value is not None or use_cache:
+            past_k, past_v = (None, None) if past_key_value is None else past_key_value
+            k, v = _extend(past_k, k), _extend(past_v, v)  # (B, h, T_past + T, d)
         cache = (k, v) if use_cache else None
 
         mask = attn_mask
         if attention_mask is not None:
             keys = padding_mask(attention_mask)  # (B, 1, 1, L_k)
             mask = keys if mask is None else mask & keys
-        dropout_p = self.dropout if self.training else 0.0
-        result = scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            is_causal=is_causal,
-            dropout_p=dropout_p,
-            backend=self.backend,
-            return_weights=need_weights,
-        )
-        out, weights = result if need_weights else (result, None)
+        dropout_p = self.dropout_p if self.training else 0.0
+        if attn_mask is not None:  # a caller's mask: checked as scaled_dot_product_attention checks it
+            check_attention_inputs(q, k, v, attn_mask, None, 0.0)
+        # q, k, v are built here from checked inputs: attend without checking them again.
+        result = _attend(q, k, v, mask, is_causal, None, dropout_p, self.backend, return_weights)
+        out, weights = result if return_weights else (result, None)
         B, _, L_q, _ = out.shape
         out = out.transpose(1, 2).reshape(B, L_q, self.d_model)  # (B, h, L_q, d) -> (B, L_q, H)
-        return MultiHeadAttentionOutput(self.out_proj(out), weights, cache)
+        return MultiHeadAttentionOutput(self.out_proj(out), cache, weights)

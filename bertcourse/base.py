@@ -17,14 +17,13 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from bertcourse.device import resolve_device
-from bertcourse.validation import check_config_class, check_inputs  # check_inputs: re-exported
+from bertcourse.validation import check_config_class
 
 __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "CheckpointError",
     "PreTrainedModel",
-    "check_inputs",
     "read_json",
     "read_safetensors",
 ]

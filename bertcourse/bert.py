@@ -21,11 +21,11 @@ import torch
 from torch import Tensor, nn
 
 from bertcourse.attention import padding_or_none
-from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.base import PreTrainedModel
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation, gelu
 from bertcourse.heads import classify
-from bertcourse.objectives import masked_lm_loss, next_sentence_loss
+from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss, next_sentence_loss
 from bertcourse.outputs import (
     BertForPreTrainingOutput,
     BertModelOutput,
@@ -35,6 +35,7 @@ from bertcourse.outputs import (
     check_labels,
 )
 from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
+from bertcourse.validation import check_inputs, check_int
 
 __all__ = [
     "BertConfig",
@@ -74,11 +75,9 @@ class BertConfig(TransformerConfig):
         if self.bias is not True:
             raise ValueError(f"BertConfig.bias must be True (every BERT layer has biases), got {self.bias!r}")
         for field in ("type_vocab_size", "num_labels"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"BertConfig.{field} must be an integer >= 1, got {value!r}")
+            check_int(getattr(self, field), f"BertConfig.{field}", minimum=1)
         pad = self.pad_token_id
-        if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < self.vocab_size:
+        if check_int(pad, "BertConfig.pad_token_id", minimum=0) >= self.vocab_size:
             raise ValueError(f"BertConfig.pad_token_id must lie in [0, vocab_size={self.vocab_size}), got {pad!r}")
 
 
@@ -186,6 +185,19 @@ class BertPreTrainedModel(PreTrainedModel):
         return self.bert.encode(input_ids, attention_mask, token_type_ids)
 
 
+def _masked_positions_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """:func:`masked_lm_loss` of (B, T, V) logits against (B, T) labels, computed on the masked positions only.
+
+    The same mean over the same targets; on a CPU it skips the softmax over the positions without a target
+    (most of them: BERT masks 15 %). On a GPU, where picking the positions out would wait for the device,
+    the loss runs over every position, as ``masked_lm_loss`` does.
+    """
+    if logits.device.type != "cpu":
+        return masked_lm_loss(logits, labels)
+    counted = labels != IGNORE_INDEX  # (B, T)
+    return masked_lm_loss(logits[counted], labels[counted])  # (N, V) vs (N,)
+
+
 class BertForMaskedLM(BertPreTrainedModel):
     """BERT with the masked-LM head only (no pooler, as in Hugging Face).
 
@@ -214,7 +226,7 @@ class BertForMaskedLM(BertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, "labels", tuple(input_ids.shape), self.config.vocab_size)
-            loss = masked_lm_loss(logits, labels)
+            loss = _masked_positions_loss(logits, labels)
         return MaskedLMOutput(logits, loss, out.hidden_states, out.attentions)
 
 
@@ -253,7 +265,7 @@ class BertForPreTraining(BertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, "labels", tuple(input_ids.shape), self.config.vocab_size)
-            loss = masked_lm_loss(prediction_logits, labels)
+            loss = _masked_positions_loss(prediction_logits, labels)
         if next_sentence_label is not None:
             check_labels(next_sentence_label, "next_sentence_label", (input_ids.shape[0],), 2)
             nsp_loss = next_sentence_loss(seq_relationship_logits, next_sentence_label)

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bertcourse.base import PreTrainedModel, check_inputs
-from bertcourse.lstm import LSTM, reverse_padded
+from bertcourse.base import PreTrainedModel
+from bertcourse.lstm import LSTM, lstm_group, reverse_padded
 from bertcourse.objectives import IGNORE_INDEX, backward_lm_loss, causal_lm_loss
-from bertcourse.outputs import ELMoOutput, check_labels  # ELMoOutput: re-exported, it lived here
+from bertcourse.outputs import ELMoOutput, check_labels
 from bertcourse.scalar_mix import ScalarMix
-from bertcourse.validation import check_parameter_budget
+from bertcourse.validation import check_bool, check_inputs, check_int, check_parameter_budget, check_probability
 
-__all__ = ["ELMo", "ELMoConfig", "ELMoOutput"]
+__all__ = ["ELMo", "ELMoConfig"]
 
 
 @dataclass
@@ -45,20 +45,16 @@ class ELMoConfig:
     d_hidden: int = 256  # LSTM cells per layer and direction, projected to d_model; paper: 4096
     n_layers: int = 2  # LSTM layers per direction; paper: 2
     dropout: float = 0.1  # dropout on the embeddings, between layers and before the softmax; paper: 0.1
-    fused: bool = True  # True: torch.nn.LSTM kernels; False: the explicit cell loop (same weights, same outputs)
+    fused: bool = True  # True: fast kernels (lstm_group on CPU, nn.LSTM on GPU); False: the explicit cell loop
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         for field in ("vocab_size", "d_model", "d_hidden", "n_layers"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}.{field} must be a positive integer, got {value!r}")
+            check_int(getattr(self, field), f"{name}.{field}", minimum=1)
         if self.d_model >= self.d_hidden:
             raise ValueError(f"{name}.d_model={self.d_model} must be < d_hidden={self.d_hidden} (a projection)")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{name}.dropout must be a probability in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.fused, bool):
-            raise ValueError(f"{name}.fused must be a bool, got {self.fused!r}")
+        check_probability(self.dropout, f"{name}.dropout")
+        check_bool(self.fused, f"{name}.fused")
         V, D, C = self.vocab_size, self.d_model, self.d_hidden
         per_layer = 2 * (4 * C * (2 * D) + C * D)  # both directions: gates on [x; h] and the projection
         check_parameter_budget(name, 2 * V * D + self.n_layers * per_layer, "vocab_size, d_model, d_hidden, n_layers")
@@ -105,13 +101,33 @@ class ELMo(PreTrainedModel):
             raise ValueError("attention_mask must keep at least one token in every row, got an all-padding row")
         return lengths
 
-    def _run(self, layers: nn.ModuleList, x: Tensor, lengths: Tensor | None) -> list[Tensor]:
-        """One direction's LSTM stack on (B, T, d_model) inputs; returns each layer's (B, T, d_model) states."""
+    def _run(self, layers: nn.ModuleList, x: Tensor, real: Tensor | None) -> list[Tensor]:
+        """One direction's LSTM stack on (B, T, d_model) inputs; returns each layer's (B, T, d_model) states.
+
+        ``real`` (B, T, 1) is 1 at tokens and 0 at padding, which comes after the tokens of each row. The
+        LSTMs run over the whole padded batch, unpacked: a step only sees the steps before it, so padding
+        never reaches a token's state, and multiplying by ``real`` sets the padding's states to zero.
+        (Packed sequences give the same numbers, but their per-step slices make the backward pass slow.)
+        """
         states: list[Tensor] = []
         h = x
         for j, lstm in enumerate(layers):
-            out, _ = lstm(self.dropout(h), lengths=lengths)
+            out, _ = lstm(self.dropout(h))
+            if real is not None:
+                out = out * real  # padding positions: zero, as a packed LSTM returns them
             h = out if j == 0 else out + h  # residual connection from the second layer on
+            states.append(h)
+        return states
+
+    def _run_pairs(self, x: Tensor, real: Tensor | None) -> list[Tensor]:
+        """:meth:`_run` for both directions at once: (2, B, T, d_model) inputs, forward then reversed."""
+        states: list[Tensor] = []
+        h = x
+        for j, pair in enumerate(zip(self.forward_lstms, self.backward_lstms, strict=True)):
+            out = lstm_group(self.dropout(h), pair)
+            if real is not None:
+                out = out * real
+            h = out if j == 0 else out + h
             states.append(h)
         return states
 
@@ -119,9 +135,15 @@ class ELMo(PreTrainedModel):
         """Embeddings (B, T, d_model) and both directions' layer states, aligned to the input positions."""
         lengths = self._lengths(input_ids, attention_mask)
         x = self.embeddings(input_ids)  # (B, T) -> (B, T, d_model)
-        forward_states = self._run(self.forward_lstms, x, lengths)
+        real = None if attention_mask is None else attention_mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         # The backward LM reads each sequence right to left: reverse within its length, run, reverse back.
-        reversed_states = self._run(self.backward_lstms, reverse_padded(x, lengths), lengths)
+        x_reversed = reverse_padded(x, lengths)
+        if self.config.fused and x.device.type == "cpu":  # both directions in one loop (lstm_group)
+            pairs = self._run_pairs(torch.stack([x, x_reversed]), real)  # each (2, B, T, d_model)
+            forward_states, reversed_states = [h[0] for h in pairs], [h[1] for h in pairs]
+        else:
+            forward_states = self._run(self.forward_lstms, x, real)
+            reversed_states = self._run(self.backward_lstms, x_reversed, real)
         backward_states = [reverse_padded(h, lengths) for h in reversed_states]
         return x, forward_states, backward_states
 
@@ -149,8 +171,8 @@ class ELMo(PreTrainedModel):
             :class:`ELMoOutput`; ``loss`` is the mean of ``forward_loss`` and ``backward_loss``.
         """
         x, forward_states, backward_states = self._layers(input_ids, attention_mask)
-        forward_logits = self.lm_head(self.dropout(forward_states[-1]))  # (B, T, d_model) -> (B, T, V)
-        backward_logits = self.lm_head(self.dropout(backward_states[-1]))  # (B, T, d_model) -> (B, T, V)
+        top = torch.stack([forward_states[-1], backward_states[-1]])  # (2, B, T, d_model): one shared softmax
+        forward_logits, backward_logits = self.lm_head(self.dropout(top))  # (2, B, T, V) -> 2 x (B, T, V)
         loss = forward_loss = backward_loss = None
         if labels is not None:
             forward_labels, backward_labels = self._direction_labels(labels, input_ids, attention_mask)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from bertcourse.validation import check_int
+
 __all__ = ["Embeddings"]
 
 
@@ -40,8 +42,7 @@ class Embeddings(nn.Module):
         padding_idx: int | None = None,
     ) -> None:
         super().__init__()
-        if type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be >= 0, got {type_vocab_size}")
+        check_int(type_vocab_size, "type_vocab_size", minimum=0)
         self.max_len = max_len
         self.word_embeddings = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)  # (V, H)
         self.position_embeddings = nn.Embedding(max_len, d_model)  # (max_len, H)

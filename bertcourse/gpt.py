@@ -19,12 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from bertcourse.attention import KVCache, padding_or_none
-from bertcourse.base import PreTrainedModel, check_inputs
+from bertcourse.base import PreTrainedModel
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation
 from bertcourse.objectives import causal_lm_loss
 from bertcourse.outputs import BaseModelOutput, CausalLMOutput, check_labels
 from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
+from bertcourse.validation import check_inputs, check_int, check_positive
 
 __all__ = ["GPT", "GPTConfig"]
 
@@ -121,7 +122,7 @@ class GPT(PreTrainedModel):
         hidden_states = stack.hidden_states
         if hidden_states is not None:  # as in Hugging Face, the last entry is taken after the final LayerNorm
             hidden_states = (*hidden_states[:-1], x)
-        return BaseModelOutput(x, stack.caches, hidden_states, stack.attentions)
+        return BaseModelOutput(x, stack.past_key_values, hidden_states, stack.attentions)
 
     def forward(
         self,
@@ -193,14 +194,10 @@ class GPT(PreTrainedModel):
         the tokens it would get alone. The padding stays at the start of the returned rows.
         Call ``model.eval()`` first: in train mode dropout makes every step random.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-        if not (temperature > 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+        check_int(max_new_tokens, "max_new_tokens", minimum=0)
+        check_positive(temperature, "temperature")
+        if top_k is not None:
+            check_int(top_k, "top_k", minimum=1)
         check_inputs(input_ids, attention_mask, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
         if input_ids.shape[1] == 0:
             raise ValueError("input_ids must hold at least one prompt token per sequence")

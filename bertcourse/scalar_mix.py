@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from bertcourse.validation import check_int
+
 __all__ = ["ScalarMix"]
 
 
@@ -25,8 +27,7 @@ class ScalarMix(nn.Module):
 
     def __init__(self, num_layers: int) -> None:
         super().__init__()
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
-            raise ValueError(f"ScalarMix: num_layers must be a positive integer, got {num_layers!r}")
+        check_int(num_layers, "ScalarMix: num_layers", minimum=1)
         self.num_layers = num_layers
         self.weights = nn.Parameter(torch.zeros(num_layers))  # w: softmax(0) = equal weights 1 / num_layers
         self.gamma = nn.Parameter(torch.ones(1))  # γ: scales the whole mix

@@ -23,7 +23,14 @@ from torch import Tensor, nn
 
 from bertcourse.attention import KVCache, MultiHeadAttention, MultiHeadAttentionOutput
 from bertcourse.feedforward import ACTIVATIONS, Activation, FeedForward
-from bertcourse.validation import check_bool, check_int, check_parameter_budget, check_positive, check_probability
+from bertcourse.validation import (
+    check_bool,
+    check_int,
+    check_parameter_budget,
+    check_positive,
+    check_probability,
+    deprecated_alias,
+)
 
 __all__ = [
     "StackOutput",
@@ -63,8 +70,8 @@ class TransformerBlockOutput(NamedTuple):
     """What :class:`TransformerBlock` returns."""
 
     hidden: Tensor  # (B, T, H)
-    cache: KVCache | None  # keys and values (B, h, T_past + T, d) when use_cache, else None
-    weights: Tensor | None  # attention weights (B, h, T, T_past + T) when need_weights, else None
+    past_key_value: KVCache | None  # keys and values (B, h, T_past + T, d) when use_cache, else None
+    weights: Tensor | None  # attention weights (B, h, T, T_past + T) when return_weights, else None
 
 
 class TransformerBlock(nn.Module):
@@ -102,9 +109,8 @@ class TransformerBlock(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        for name, p in (("dropout", dropout), ("attention_dropout", attention_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        check_probability(dropout, "dropout")
+        check_probability(attention_dropout, "attention_dropout")
         self.norm_first = norm_first
         self.attn = MultiHeadAttention(d_model, n_heads, dropout=attention_dropout, bias=bias)
         self.attn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)  # LN_1
@@ -119,7 +125,8 @@ class TransformerBlock(nn.Module):
         is_causal: bool = False,
         past_key_value: KVCache | None = None,
         use_cache: bool = False,
-        need_weights: bool = False,
+        return_weights: bool = False,
+        need_weights: bool | None = None,
     ) -> TransformerBlockOutput:
         """Transform x (B, T, H) into (B, T, H).
 
@@ -128,8 +135,9 @@ class TransformerBlock(nn.Module):
             is_causal: position i attends to positions <= i only (GPT).
             past_key_value: this block's keys and values from earlier decoding steps.
             use_cache: return keys and values for the next step.
-            need_weights: return the attention weights.
+            return_weights: return the attention weights (``need_weights``: its deprecated old name).
         """
+        return_weights = deprecated_alias(need_weights, "need_weights", return_weights, "return_weights")
 
         def self_attention(h: Tensor) -> MultiHeadAttentionOutput:
             return self.attn(
@@ -138,7 +146,7 @@ class TransformerBlock(nn.Module):
                 is_causal=is_causal,
                 past_key_value=past_key_value,
                 use_cache=use_cache,
-                need_weights=need_weights,
+                return_weights=return_weights,
             )
 
         if self.norm_first:
@@ -149,7 +157,7 @@ class TransformerBlock(nn.Module):
             a = self_attention(x)
             x = self.attn_norm(x + self.dropout(a.output))
             x = self.ff_norm(x + self.ff(x))
-        return TransformerBlockOutput(x, a.cache, a.weights)
+        return TransformerBlockOutput(x, a.past_key_value, a.weights)
 
 
 def transformer_stack(config: TransformerConfig, norm_first: bool) -> nn.ModuleList:
@@ -174,7 +182,7 @@ class StackOutput(NamedTuple):
     """What :func:`run_blocks` returns: the last block's states and what each block was asked for."""
 
     hidden: Tensor  # (B, T, H), the last block's output
-    caches: tuple[KVCache, ...] | None  # one (key, value) pair per block when use_cache
+    past_key_values: tuple[KVCache, ...] | None  # one (key, value) pair per block when use_cache
     hidden_states: tuple[Tensor, ...] | None  # n_layers + 1 tensors (B, T, H): the input, then each block's
     attentions: tuple[Tensor, ...] | None  # n_layers tensors (B, h, T, T_past + T)
 
@@ -190,7 +198,7 @@ def run_blocks(
     output_hidden_states: bool = False,
 ) -> StackOutput:
     """Run x (B, T, H) through every block in turn: h_l = Block_l(h_{l-1}). The one block loop of GPT and BERT."""
-    caches: list[KVCache] = []
+    past_key_values_out: list[KVCache] = []
     attentions: list[Tensor] = []
     hidden_states: list[Tensor] = [x]
     for i, block in enumerate(blocks):
@@ -200,17 +208,17 @@ def run_blocks(
             is_causal=is_causal,
             past_key_value=None if past_key_values is None else past_key_values[i],
             use_cache=use_cache,
-            need_weights=output_attentions,
+            return_weights=output_attentions,
         )
         x = out.hidden
-        if out.cache is not None:
-            caches.append(out.cache)
+        if out.past_key_value is not None:
+            past_key_values_out.append(out.past_key_value)
         if out.weights is not None:
             attentions.append(out.weights)
         hidden_states.append(x)
     return StackOutput(
         x,
-        tuple(caches) if use_cache else None,
+        tuple(past_key_values_out) if use_cache else None,
         tuple(hidden_states) if output_hidden_states else None,
         tuple(attentions) if output_attentions else None,
     )

@@ -8,6 +8,7 @@ kernel or return a silent NaN. Model files call the few functions here; none of 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ __all__ = [
     "check_attention_mask",
     "check_bool",
     "check_config_class",
+    "check_has_values",
     "check_inputs",
     "check_int",
     "check_multi_head_inputs",
@@ -27,6 +29,7 @@ __all__ = [
     "check_positive",
     "check_probability",
     "check_token_ids",
+    "deprecated_alias",
 ]
 
 MAX_PARAMETERS = 2**31
@@ -70,6 +73,14 @@ def check_bool(value: Any, name: str) -> bool:
     return value
 
 
+def deprecated_alias(old_value: Any, old_name: str, value: Any, name: str) -> Any:
+    """``value``, or ``old_value`` when a caller still passes a renamed keyword (with a ``DeprecationWarning``)."""
+    if old_value is None:
+        return value
+    warnings.warn(f"{old_name} is deprecated, use {name}", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
 # ---- configs --------------------------------------------------------------------------------------------
 
 
@@ -92,11 +103,23 @@ def check_parameter_budget(name: str, parameters: int, fields: str) -> None:
 # ---- model inputs ---------------------------------------------------------------------------------------
 
 
+def check_has_values(t: Tensor, name: str) -> None:
+    """Refuse a tensor on the ``meta`` device: it has a shape but no values to read (``torch.device("meta")``
+    builds models without allocating them; their inputs must be real tensors)."""
+    if t.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the meta device (a shape without values): pass a tensor with data, e.g. "
+            f"torch.tensor(..., device='cpu'); a model built under torch.device('meta') needs "
+            f"model.to_empty(device=...) and real weights first"
+        )
+
+
 def check_token_ids(ids: Any, name: str, vocab_size: int, max_len: int | None = None) -> None:
-    """(B, T) int64/int32 ids in [0, vocab_size), 1 <= T <= max_len."""
+    """(B, T) int64/int32 ids in [0, vocab_size), 1 <= T <= max_len, with values (not on the meta device)."""
     if not isinstance(ids, Tensor) or ids.dim() != 2:
         got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
         raise ValueError(f"{name} must be a (B, T) tensor, got {got}")
+    check_has_values(ids, name)
     if ids.dtype not in TOKEN_ID_DTYPES:
         raise ValueError(f"{name} must be integer token ids (torch.long or torch.int32), got dtype {ids.dtype}")
     if ids.shape[1] == 0:
@@ -114,6 +137,7 @@ def check_attention_mask(mask: Any, shape: tuple[int, ...], name: str = "attenti
     if not isinstance(mask, Tensor) or tuple(mask.shape) != tuple(shape):
         got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"{name} must have the shape of input_ids {tuple(shape)}, got {got}")
+    check_has_values(mask, name)
     if mask.dtype != torch.bool:
         if mask.is_floating_point() or mask.is_complex():
             raise ValueError(f"{name} must hold 0/1 integers or booleans, got dtype {mask.dtype}")
@@ -142,6 +166,7 @@ def check_inputs(
         if not isinstance(token_type_ids, Tensor) or token_type_ids.shape != input_ids.shape:
             got = tuple(token_type_ids.shape) if isinstance(token_type_ids, Tensor) else type(token_type_ids).__name__
             raise ValueError(f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
+        check_has_values(token_type_ids, "token_type_ids")
         if token_type_ids.dtype not in TOKEN_ID_DTYPES:
             raise ValueError(
                 f"token_type_ids must be integer segment ids (torch.long), got dtype {token_type_ids.dtype}"

@@ -264,7 +264,7 @@ def test_mha_cross_attention_shapes_and_reference():
     torch.manual_seed(1)
     mha = MultiHeadAttention(8, 2).eval()
     x, context = torch.randn(3, 4, 8), torch.randn(3, 9, 8)
-    res = mha(x, context=context, need_weights=True)
+    res = mha(x, context=context, return_weights=True)
     assert res.output.shape == (3, 4, 8)
     assert res.weights.shape == (3, 2, 4, 9)
     torch.testing.assert_close(res.output.double(), mha_reference(mha, x, context), rtol=1e-5, atol=1e-5)
@@ -292,11 +292,11 @@ def test_mha_decoding_with_cache_equals_full_causal_pass(backend):
     prefix = 3  # a prompt processed at once, then one token at a time
     res = mha(x[:, :prefix], is_causal=True, use_cache=True)
     steps.append(res.output)
-    cache = res.cache
+    cache = res.past_key_value
     for t in range(prefix, 7):
         res = mha(x[:, t : t + 1], is_causal=True, past_key_value=cache, use_cache=True)
         steps.append(res.output)
-        cache = res.cache
+        cache = res.past_key_value
     assert cache[0].shape == (2, 4, 7, 4)
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-6)
 
@@ -355,3 +355,14 @@ def test_padding_or_none_drops_only_a_mask_without_padding():
     assert padding_or_none(torch.ones(2, 5, dtype=torch.long)) is None
     am = torch.tensor([[1, 1, 0], [1, 1, 1]])
     assert padding_or_none(am) is am
+
+
+def test_need_weights_is_a_deprecated_name_of_return_weights() -> None:
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(2, 5, 8)
+    new = mha(x, return_weights=True)
+    with pytest.warns(DeprecationWarning, match="need_weights is deprecated, use return_weights"):
+        old = mha(x, need_weights=True)
+    torch.testing.assert_close(old.weights, new.weights)
+    assert new.weights.shape == (2, 2, 5, 5) and mha(x).weights is None

@@ -19,7 +19,7 @@ from bertcourse.bert import (
     BertForTokenClassification,
     BertModel,
 )
-from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.objectives import IGNORE_INDEX, masked_lm_loss
 
 V = 41
 HEADS = (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForTokenClassification)
@@ -372,3 +372,22 @@ def test_runs_on_cuda_like_on_cpu_and_checkpoints_move_between_devices(tmp_path)
     loaded = BertForPreTraining.from_pretrained(tmp_path).eval()
     for key, tensor in cuda.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], tensor.cpu()), key
+
+
+@pytest.mark.parametrize("share", [0.3, 0.0])
+def test_mlm_loss_on_masked_positions_only_equals_the_loss_over_all_positions(share: float) -> None:
+    """The models score only the masked positions (a CPU saving); the loss and its gradients are those of
+    masked_lm_loss over every position, and no masked position at all gives 0, not NaN."""
+    model = tiny(BertForPreTraining, dropout=0.0, attention_dropout=0.0).double()
+    ids = random_ids(3, 9)
+    labels = torch.where(torch.rand(3, 9, generator=torch.Generator().manual_seed(2)) < share, ids, IGNORE_INDEX)
+    out = model(ids, labels=labels)
+    reference = masked_lm_loss(out.prediction_logits, labels)
+    torch.testing.assert_close(out.loss, reference)
+    params = [p for p in model.parameters() if p.requires_grad]
+    got = torch.autograd.grad(out.loss, params, allow_unused=True)
+    want = torch.autograd.grad(masked_lm_loss(model(ids).prediction_logits, labels), params, allow_unused=True)
+    for a, b in zip(got, want, strict=True):
+        if b is not None:
+            torch.testing.assert_close(a, b)
+    assert torch.isfinite(out.loss) and (share > 0 or out.loss.item() == 0.0)

@@ -9,6 +9,8 @@ import torch
 from torch.testing import assert_close
 
 from bertcourse.elmo import ELMo, ELMoConfig
+from bertcourse.lstm import reverse_padded
+from bertcourse.objectives import backward_lm_loss, causal_lm_loss
 from bertcourse.scalar_mix import ScalarMix
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
@@ -137,6 +139,42 @@ def test_fused_and_explicit_models_agree_on_the_same_weights() -> None:
     for (name, p), q in zip(fused.named_parameters(), explicit.parameters(), strict=True):
         if p.grad is not None:
             assert_close(q.grad, p.grad, msg=name)
+
+
+def test_padded_batch_equals_packed_lstms_states_and_gradients() -> None:
+    """ELMo runs its LSTMs unpacked and zeroes the padding; a packed run of the same layers gives the same
+    layer states (padding included) and the same gradients."""
+    model = tiny_model()
+    lengths = torch.tensor([T, 4, 1])
+    ids = torch.randint(0, V, (3, T))
+    mask = (torch.arange(T) < lengths.unsqueeze(1)).long()
+    out = model(ids, mask, labels=ids)
+
+    def packed_states(layers: torch.nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+        states, h = [], x
+        for j, lstm in enumerate(layers):
+            o, _ = lstm(h, lengths=lengths)  # pack_padded_sequence inside
+            h = o if j == 0 else o + h
+            states.append(h)
+        return states
+
+    x = model.embeddings(ids)
+    forward = packed_states(model.forward_lstms, x)
+    backward = [reverse_padded(h, lengths) for h in packed_states(model.backward_lstms, reverse_padded(x, lengths))]
+    for j, (f, b) in enumerate(zip(forward, backward, strict=True)):
+        assert_close(out.hidden_states[j + 1], torch.cat([f, b], dim=-1))
+    logits = (model.lm_head(forward[-1]), model.lm_head(backward[-1]))
+    assert_close(out.forward_logits, logits[0])
+    assert_close(out.backward_logits, logits[1])
+    params = list(model.parameters())
+    got = torch.autograd.grad(out.loss, params, allow_unused=True)
+    forward_labels, backward_labels = model._direction_labels(ids, ids, mask)
+    reference = 0.5 * (causal_lm_loss(logits[0], forward_labels) + backward_lm_loss(logits[1], backward_labels))
+    assert_close(reference, out.loss)
+    want = torch.autograd.grad(reference, params, allow_unused=True)
+    for (name, _), a, b in zip(model.named_parameters(), got, want, strict=True):
+        if b is not None:
+            assert_close(a, b, msg=name)
 
 
 def test_overfits_one_small_batch() -> None:

@@ -161,6 +161,26 @@ def test_models_refuse_masks_other_than_0_and_1(name: str, mask: object, match: 
         MODELS[name]()(IDS, attention_mask=mask)
 
 
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("argument", ["input_ids", "attention_mask"])
+def test_models_refuse_meta_device_inputs_naming_them(name: str, argument: str) -> None:
+    """A meta tensor has a shape but no values: a ValueError naming the argument, not "item() on meta"."""
+    inputs = {"input_ids": IDS, "attention_mask": torch.ones_like(IDS)}
+    inputs[argument] = inputs[argument].to("meta")
+    with pytest.raises(ValueError, match=f"{argument} is on the meta device"):
+        MODELS[name]()(**inputs)
+
+
+def test_gpt_generate_refuses_a_meta_prompt() -> None:
+    with pytest.raises(ValueError, match="input_ids is on the meta device"):
+        gpt().generate(IDS.to("meta"), max_new_tokens=2)
+
+
+def test_bert_refuses_meta_token_type_ids() -> None:
+    with pytest.raises(ValueError, match="token_type_ids is on the meta device"):
+        bert()(IDS, token_type_ids=torch.zeros_like(IDS, device="meta"))
+
+
 def test_bert_refuses_float_token_type_ids() -> None:
     with pytest.raises(ValueError, match="token_type_ids must be integer segment ids"):
         bert()(IDS, token_type_ids=torch.zeros(2, 3))

@@ -121,3 +121,40 @@ def test_position_ids_are_checked() -> None:
         model(ids, position_ids=torch.tensor([[0, 1, 24]]))
     with pytest.raises(ValueError, match="position_ids must be integers"):
         model(ids, position_ids=torch.tensor([[0.0, 1.0, 2.0]]))
+
+
+def test_cached_steps_equal_recomputing_and_two_continuations_of_one_cache_stay_apart() -> None:
+    """The cache grows in place inside a buffer with spare room; continuing an older cache twice must not let
+    the second continuation overwrite what the first one holds."""
+    model = tiny_model()
+    ids = torch.randint(1, V, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        past = model(ids[:, :6], use_cache=True).past_key_values
+        for t in range(6, 9):  # three cached steps: each equals recomputing the whole prefix
+            out = model(ids[:, t : t + 1], past_key_values=past, use_cache=True)
+            torch.testing.assert_close(out.logits[:, -1], model(ids[:, : t + 1]).logits[:, -1])
+            past = out.past_key_values
+        a = model(ids[:, 9:10], past_key_values=past, use_cache=True).past_key_values
+        keys_a = [k.clone() for k, _ in a]
+        other = ids[:, 9:10] % (V - 1) + 1  # a different token at the same position
+        b = model(other, past_key_values=past, use_cache=True).past_key_values  # second continuation of `past`
+        assert all(torch.equal(k, kept) for (k, _), kept in zip(a, keys_a, strict=True)), "b overwrote a"
+        next_a = model(ids[:, 10:11], past_key_values=a, use_cache=True).logits[:, -1]
+        next_b = model(ids[:, 10:11], past_key_values=b, use_cache=True).logits[:, -1]
+    torch.testing.assert_close(next_a, model(ids[:, :11]).logits[:, -1])
+    recomputed_b = torch.cat([ids[:, :9], other, ids[:, 10:11]], dim=1)
+    torch.testing.assert_close(next_b, model(recomputed_b).logits[:, -1])
+
+
+def test_a_cache_sliced_to_some_rows_continues_like_recomputing() -> None:
+    """A view of some rows of a cache (beam-style selection) must not be extended inside the full buffer."""
+    model = tiny_model()
+    ids = torch.randint(1, V, (2, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        past = model(ids[:, :5], use_cache=True).past_key_values
+        past = model(ids[:, 5:6], past_key_values=past, use_cache=True).past_key_values  # a grown buffer
+        first_row = tuple((k[:1], v[:1]) for k, v in past)  # basic slicing: views of the same buffers
+        one = model(ids[:1, 6:7], past_key_values=first_row, use_cache=True).logits[:, -1]
+        both = model(ids[:, 6:7], past_key_values=past, use_cache=True).logits[:, -1]
+    torch.testing.assert_close(one, model(ids[:1, :7]).logits[:, -1])
+    torch.testing.assert_close(both, model(ids[:, :7]).logits[:, -1])

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from bertcourse.lstm import LSTM, LSTMCell, lstm_cell, reverse_padded
+from bertcourse.lstm import LSTM, LSTMCell, lstm_cell, lstm_group, reverse_padded
 
 B, T, I, H, P = 3, 7, 5, 6, 4
 
@@ -115,6 +115,32 @@ def test_explicit_equals_fused_in_float32() -> None:
     fused = layer(x)
     layer.fused = False
     assert_close(layer(x), fused)
+
+
+@pytest.mark.parametrize("proj_size", [0, P])
+def test_lstm_group_equals_each_layer_alone_outputs_and_gradients(proj_size: int) -> None:
+    """The batched, hand-differentiated group is G independent torch.nn.LSTM layers: outputs and every gradient."""
+    layers = [LSTM(I, H, proj_size=proj_size).double() for _ in range(3)]
+    x = torch.randn(3, B, T, I, dtype=torch.double, requires_grad=True)
+    weights = torch.randn(3, B, T, proj_size or H, dtype=torch.double)  # a loss that weighs every output
+    params = [x, *(p for layer in layers for p in layer.parameters())]
+    group = lstm_group(x, layers)
+    alone = torch.stack([layer(x[g])[0] for g, layer in enumerate(layers)])  # nn.LSTM, one layer at a time
+    assert_close(group, alone)
+    got = torch.autograd.grad((group * weights).sum(), params)
+    want = torch.autograd.grad((alone * weights).sum(), params)
+    for a, b in zip(got, want, strict=True):
+        assert_close(a, b)
+
+
+def test_lstm_group_in_float32_and_its_checks() -> None:
+    layers = [LSTM(I, H, proj_size=P) for _ in range(2)]
+    x = torch.randn(2, B, T, I)
+    assert_close(lstm_group(x, layers), torch.stack([m(x[g])[0] for g, m in enumerate(layers)]), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="x must be"):
+        lstm_group(x[:1], layers)
+    with pytest.raises(ValueError, match="layers must be"):
+        lstm_group(x, [layers[0], LSTM(I, H + 1, proj_size=P)])
 
 
 def test_reverse_padded_reverses_within_length_and_is_an_involution() -> None:

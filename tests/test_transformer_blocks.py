@@ -87,7 +87,7 @@ def test_block_matches_hand_written_reference(norm_first, causal, padded):
     out = block(x, attention_mask=mask, is_causal=causal)
     expected = reference_block(block, x, norm_first, causal, approximate, mask)
     torch.testing.assert_close(out.hidden, expected, rtol=1e-10, atol=1e-10)
-    assert out.cache is None and out.weights is None
+    assert out.past_key_value is None and out.weights is None
 
 
 def test_pre_and_post_ln_are_different_functions_of_the_same_weights():
@@ -144,7 +144,7 @@ def test_block_cached_steps_equal_full_causal_pass():
     past, steps = None, []
     for t in range(6):
         out = block(x[:, t : t + 1], is_causal=True, past_key_value=past, use_cache=True)
-        past = out.cache
+        past = out.past_key_value
         steps.append(out.hidden)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-10, atol=1e-10)
     assert past[0].shape == (2, N_HEADS, 6, D_MODEL // N_HEADS)
@@ -152,7 +152,7 @@ def test_block_cached_steps_equal_full_causal_pass():
 
 def test_block_returns_causal_attention_weights():
     block = make_block(norm_first=True)
-    out = block(torch.randn(2, 5, D_MODEL, dtype=torch.float64), is_causal=True, need_weights=True)
+    out = block(torch.randn(2, 5, D_MODEL, dtype=torch.float64), is_causal=True, return_weights=True)
     assert out.weights.shape == (2, N_HEADS, 5, 5)
     torch.testing.assert_close(out.weights.sum(-1), torch.ones(2, N_HEADS, 5, dtype=torch.float64))
     assert (out.weights.triu(diagonal=1) == 0).all()
