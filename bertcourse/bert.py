@@ -35,7 +35,7 @@ from bertcourse.outputs import (
     check_labels,
 )
 from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
-from bertcourse.validation import check_inputs, check_int
+from bertcourse.validation import check_bool, check_inputs, check_int
 
 __all__ = [
     "BertConfig",
@@ -69,11 +69,13 @@ class BertConfig(TransformerConfig):
     bias: bool = True  # biases in every linear map and LayerNorm; BERT: True (False is refused)
     pad_token_id: int = 0  # id of [PAD], whose embedding starts at zero; BERT-base uncased: 0
     num_labels: int = 2  # classes of the fine-tuning heads (2 for SST-2, 3 for MNLI); 1 = regression (STS-B)
+    norm_first: bool = False  # pre-LN blocks + a final LayerNorm, GPT-2's block (a controlled ablation); BERT: False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bias is not True:
             raise ValueError(f"BertConfig.bias must be True (every BERT layer has biases), got {self.bias!r}")
+        check_bool(self.norm_first, "BertConfig.norm_first")
         for field in ("type_vocab_size", "num_labels"):
             check_int(getattr(self, field), f"BertConfig.{field}", minimum=1)
         pad = self.pad_token_id
@@ -104,7 +106,9 @@ class BertModel(PreTrainedModel):
             layer_norm_eps=config.layer_norm_eps,
             padding_idx=config.pad_token_id,
         )
-        self.blocks = transformer_stack(config, norm_first=False)  # BERT: post-LN
+        self.blocks = transformer_stack(config, norm_first=config.norm_first)  # BERT: post-LN
+        # pre-LN leaves the residual stream un-normalised: a final LayerNorm, as GPT-2's, ends the stack
+        self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
         self.pooler = nn.Linear(config.d_model, config.d_model) if add_pooling_layer else None  # W_p, b_p
         init_weights_(self, std=INIT_STD)
 
@@ -141,7 +145,7 @@ class BertModel(PreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        x = stack.hidden
+        x = self.final_norm(stack.hidden) if self.final_norm is not None else stack.hidden
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, H) from [CLS]
         return BertModelOutput(x, pooled, stack.hidden_states, stack.attentions)
 

@@ -391,3 +391,33 @@ def test_mlm_loss_on_masked_positions_only_equals_the_loss_over_all_positions(sh
         if b is not None:
             torch.testing.assert_close(a, b)
     assert torch.isfinite(out.loss) and (share > 0 or out.loss.item() == 0.0)
+
+
+def test_pre_ln_bert_is_gpts_block_stack_without_the_causal_mask_plus_a_final_norm(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """norm_first=True: the head-to-head's controlled BERT runs GPT-2's pre-LN blocks, then a final LayerNorm."""
+    from bertcourse.gpt import GPT, GPTConfig
+    from bertcourse.transformer import run_blocks
+
+    sizes = dict(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=12, dropout=0.0,
+                 attention_dropout=0.0, activation="gelu_tanh", layer_norm_eps=1e-5)  # fmt: skip
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(**sizes, norm_first=True)).eval()
+    gpt = GPT(GPTConfig(**sizes)).eval()
+    assert all(b.norm_first for b in bert.blocks) and type(bert.blocks[0]) is type(gpt.blocks[0])
+    ids = torch.randint(5, 30, (2, 7))
+    mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2])
+    with torch.no_grad():
+        expected = bert.final_norm(run_blocks(bert.blocks, bert.embeddings(ids), mask).hidden)  # mask (B, T)
+        torch.testing.assert_close(bert(ids, mask).last_hidden_state, expected)
+        gpt.blocks.load_state_dict(bert.blocks.state_dict())  # the same weights in GPT's blocks, causal there
+        x = bert.embeddings(ids)
+        causal = run_blocks(gpt.blocks, x, is_causal=True).hidden
+        full = run_blocks(bert.blocks, x).hidden
+        torch.testing.assert_close(causal[:, -1], full[:, -1], rtol=1e-4, atol=1e-4)  # the last sees all either way
+        assert not torch.allclose(causal[:, 0], full[:, 0])  # the first sees only itself under GPT's mask
+    bert.save_pretrained(tmp_path)
+    again = BertModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids, mask).last_hidden_state, bert(ids, mask).last_hidden_state)
+    with pytest.raises(ValueError, match="norm_first"):
+        BertConfig(vocab_size=30, norm_first="yes")  # type: ignore[arg-type]
