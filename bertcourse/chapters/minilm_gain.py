@@ -74,12 +74,21 @@ def encode_items(items: Sequence, tokenizer: WordPieceTokenizer, remap: Tensor) 
 
 
 def run_one(
-    encoder: BertModel, train: dict[str, Tensor], test: dict[str, Tensor], lr: float, seed: int, steps: int
+    encoder: BertModel,
+    train: dict[str, Tensor],
+    test: dict[str, Tensor],
+    lr: float,
+    seed: int,
+    steps: int,
+    eval_every: int | None = None,
 ) -> dict:
-    """Fine-tune ``encoder`` (mean-pooled, linear head) on ``train``; the run's test curve and its result."""
+    """Fine-tune ``encoder`` (mean-pooled, linear head) on ``train``; the run's test curve and its result.
+
+    ``eval_every`` defaults to a tenth of ``steps``; the training itself does not depend on it.
+    """
     torch.manual_seed(seed)  # the head's initialisation
     classifier = SequenceClassifier(encoder, encoder.config.d_model, num_labels=2, pooling="mean")
-    every = max(1, steps // 10)
+    every = eval_every or max(1, steps // 10)
     run = fine_tune(classifier, train, test, batch_size=BATCH, steps=steps, lr=lr, eval_every=every, seed=seed)
     return {"seed": seed, "lr": lr, "steps": run.steps, "accuracy": run.accuracy, "final": run.final()}
 
