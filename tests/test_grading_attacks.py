@@ -21,8 +21,8 @@ import nbformat
 import pytest
 import torch
 
-from bertcourse.grade import _table
 from bertcourse.grading import ex01_attention
+from bertcourse.grading.cli import _table
 from bertcourse.grading.runner import NotebookGrade, TaskGrade
 from tests import grading_support as support
 

@@ -54,7 +54,7 @@ class Seed:
 class ModelFunction:
     """Stands for ``MODEL_FUNCTIONS[name](model)`` of the exercise module ``bertcourse.grading.<module>``."""
 
-    module: str  # e.g. "ex08_influence"
+    module: str  # e.g. "ex08_head_to_head"
     name: str  # a key of that module's MODEL_FUNCTIONS dict
     model: nn.Module
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bertcourse.grading import kit
 from bertcourse.grading.codec import Seed
 from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
 
@@ -203,13 +204,6 @@ check_mask_tokens = EXERCISE.check("mask_tokens")
 # ------------------------------------------------------------------------------------------ masked_lm_loss
 
 
-def _scalar(x: object) -> object:
-    """A 1-element float tensor as a float64 0-d tensor (its shape is judged by its own property)."""
-    if type(x) is Tensor and x.numel() == 1 and x.is_floating_point():
-        return x.detach().double().reshape(())
-    return x
-
-
 @EXERCISE.task("masked_lm_loss", points=2)
 def masked_lm_loss_task(t: Task) -> None:
     B, T, V = 3, 7, 13
@@ -233,7 +227,7 @@ def masked_lm_loss_task(t: Task) -> None:
 
     @t.property("the mean cross-entropy over the positions whose label is not -100", on=on)
     def value(a: Answers) -> str | None:
-        got = _scalar(a["main"])
+        got = kit.scalar(a["main"])
         expected = F.cross_entropy(logits[keep], labels[keep])
         mistakes = [
             (
@@ -257,7 +251,7 @@ def masked_lm_loss_task(t: Task) -> None:
 
     @t.property("logits at positions labelled -100 do not change the loss", on=f"{on}, those logits changed")
     def ignored(a: Answers) -> str | None:
-        if compare(_scalar(a["noise"]), _scalar(a["main"])) is None:
+        if compare(kit.scalar(a["noise"]), kit.scalar(a["main"])) is None:
             return None
         return "changing the logits where the label is -100 changed your loss: those positions must not take part"
 

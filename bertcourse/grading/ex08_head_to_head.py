@@ -21,6 +21,7 @@ from bertcourse.experiments.influence import embedding_function
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.grading.codec import ModelFunction
 from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare
+from bertcourse.grading.kit import as_float64
 
 __all__ = ["EXERCISE", "MODEL_FUNCTIONS", "check_influence_matrix"]
 
@@ -111,7 +112,7 @@ def influence_matrix_task(t: Task) -> None:
     def value(query: str) -> Callable[[Answers], str | None]:
         J = inputs[query][1]
         expected = J.pow(2).sum(dim=(1, 3)).sqrt()
-        return lambda a: compare(_float(a[query]), expected, lambda: _mistakes(J), rtol=1e-4, atol=1e-6)
+        return lambda a: compare(as_float64(a[query]), expected, lambda: _mistakes(J), rtol=1e-4, atol=1e-6)
 
     @t.property("returns a (T, T) floating-point tensor", on=CASES["bert"][2])
     def shape_dtype(a: Answers) -> str | None:
@@ -130,7 +131,7 @@ def influence_matrix_task(t: Task) -> None:
 
     @t.property("GPT: lower-triangular, no influence from later tokens", on=CASES["gpt"][2])
     def gpt(a: Answers) -> str | None:
-        got = _float(a["gpt"])
+        got = as_float64(a["gpt"])
         upper = type(got) is Tensor and got.shape == (T, T) and got.is_floating_point()
         if upper and torch.triu(got, diagonal=1).abs().max() > 1e-6 >= torch.tril(got, diagonal=-1).abs().max():
             return "GPT's matrix is upper-triangular: output i must be a row, input j a column"
@@ -144,11 +145,6 @@ def influence_matrix_task(t: Task) -> None:
             if problem:
                 return f"{side} half: {problem}"
         return None
-
-
-def _float(value: object) -> object:
-    """A tensor in float64 for comparison with the float64 oracle (its dtype is judged on its own)."""
-    return value.double() if type(value) is Tensor and value.is_floating_point() else value
 
 
 check_influence_matrix = EXERCISE.check("influence_matrix")

@@ -54,6 +54,8 @@ A worked example, the first task of exercise 01 (see ``ex01_attention.py`` for a
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import itertools
 import math
 import pkgutil
 import re
@@ -131,6 +133,51 @@ class Task:
             return test
 
         return register
+
+    def equals(
+        self,
+        name: str,
+        query: str,
+        expected: Any,
+        mistakes: Sequence[Mistake] | Callable[[], Sequence[Mistake]] = (),
+        on: str = "",
+        read: Callable[[Any], Any] = lambda value: value,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+    ) -> None:
+        """Property ``name``: the output of ``query`` (through ``read``) equals the oracle's ``expected``."""
+        self.properties.append(
+            Property(name, on, lambda a: compare(read(a[query]), expected, mistakes, rtol=rtol, atol=atol))
+        )
+
+    def shape(
+        self,
+        name: str,
+        query: str,
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        hints: dict[tuple[int, ...], str] | None = None,
+        on: str = "",
+    ) -> None:
+        """Property ``name``: the output of ``query`` is a tensor of this shape and dtype (:func:`expect_tensor`)."""
+        self.properties.append(Property(name, on, lambda a: expect_tensor(a[query], shape, dtype, hints)))
+
+    def unchanged(self, query: str, before: dict[str, Any], on: str = "", hint: str = "") -> None:
+        """Property "leaves its input(s) unchanged": the arguments of ``query`` after the call equal ``before``.
+
+        ``before`` maps each argument's name to its value before the call, in the order of the call's
+        positional arguments (the query must be declared with ``keep_inputs=True``).
+        """
+
+        def test(a: Answers) -> str | None:
+            after = a.inputs_after(query)
+            for (argument, value), now in zip(before.items(), after, strict=False):
+                if compare(now, value) is not None:
+                    return f"your function modified {argument} in place" + (f" ({hint})" if hint else "")
+            return None
+
+        plural = "s" if len(before) > 1 else ""
+        self.properties.append(Property(f"leaves its input{plural} unchanged", on, test))
 
     def error_hint(self, pattern: str, hint: str, query: str | None = None) -> None:
         """Add ``hint`` when the learner's function raises (on ``query``, or any) and ``pattern`` matches.
@@ -293,10 +340,14 @@ def _exercise_modules() -> dict[str, str]:
 
 
 def exercise_for(notebook: str) -> Exercise | None:
-    """The :class:`Exercise` of the source notebook named ``notebook`` (``NN_name.ipynb`` -> ``exNN_name.py``)."""
+    """The :class:`Exercise` of the source notebook named ``notebook`` (``NN_name.ipynb`` -> ``exNN_name.py``).
+
+    Raises ValueError if two check modules carry the notebook's number (``ex01_a.py`` and ``ex01_b.py``).
+    """
     stem = notebook.removesuffix(".ipynb")
     if not re.fullmatch(r"\d\d_\w+", stem):
         return None
+    _exercise_module_names()  # refuses two modules with one number
     module = _exercise_modules().get(f"ex{stem}")
     if module is None:
         return None
@@ -305,15 +356,37 @@ def exercise_for(notebook: str) -> Exercise | None:
 
 
 def _exercise_module_names() -> list[str]:
-    return [module for name, module in sorted(_exercise_modules().items()) if re.fullmatch(r"ex\d\d_\w+", name)]
+    """The exercise modules in number order; ValueError if two share a number (both would match one notebook)."""
+    names = sorted(name for name in _exercise_modules() if re.fullmatch(r"ex\d\d_\w+", name))
+    for first, second in itertools.pairwise(names):
+        if first[:4] == second[:4]:
+            raise ValueError(
+                f"two check modules for exercise {first[2:4]}: bertcourse/grading/{first}.py and {second}.py; keep one"
+            )
+    return [_exercise_modules()[name] for name in names]
+
+
+@cache
+def _check_owners() -> dict[str, list[str]]:
+    """Which exercise modules define each ``check_<function>`` (read from their source, importing nothing)."""
+    owners: dict[str, list[str]] = {}
+    for module in _exercise_module_names():
+        spec = importlib.util.find_spec(module)
+        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else ""  # noqa: SIM115
+        for name in re.findall(r"^(check_\w+)\s*=", source, flags=re.MULTILINE):
+            owners.setdefault(name, []).append(module)
+    return owners
 
 
 def find_check(name: str) -> Callable[[object], float] | None:
-    """``check_<function>`` of the first exercise module (in number order) that defines it.
+    """``check_<function>`` of the exercise module that defines it; ValueError if two modules define it.
 
-    Modules are imported one at a time, so exercise 01's checks never depend on later exercises.
+    Only that module is imported, so exercise 01's checks never depend on later exercises.
     """
-    for module in _exercise_module_names():
+    owners = _check_owners().get(name, [])
+    if len(owners) > 1:
+        raise ValueError(f"{name} is defined by two check modules, {' and '.join(owners)}: keep one")
+    for module in owners:
         check = getattr(importlib.import_module(module), name, None)
         if callable(check):
             return check

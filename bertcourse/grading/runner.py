@@ -191,7 +191,8 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
         with Sandbox(data, "submission.ipynb", limits) as box:
             deadline = time.monotonic() + limits.timeout
             order = [c for c in cells if c.cell_type == "code"] + [
-                Cell("code", "", gid, True, True, None) for gid in src.tasks  # checks the submission lost
+                Cell("code", "", gid, True, True, None)
+                for gid in src.tasks  # checks the submission lost
             ]
             for cell in order:
                 if stopped:

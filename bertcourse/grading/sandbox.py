@@ -53,7 +53,7 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one submission's kernel (0 = no limit). The grade command's flags set them."""
+    """Resource limits of one submission's kernel (0 = no limit for memory, files, processes, CPU)."""
 
     timeout: float = 120.0  # seconds of wall time for running all of a notebook's cells and checks
     memory_mb: int = 4096  # address space of each kernel process (RLIMIT_AS)
