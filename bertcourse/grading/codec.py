@@ -54,7 +54,7 @@ class Seed:
 class ModelFunction:
     """Stands for ``MODEL_FUNCTIONS[name](model)`` of the exercise module ``bertcourse.grading.<module>``."""
 
-    module: str  # e.g. "ex08_head_to_head"
+    module: str  # "model_functions" (or an exercise module with a MODEL_FUNCTIONS dict)
     name: str  # a key of that module's MODEL_FUNCTIONS dict
     model: nn.Module
 
@@ -186,7 +186,7 @@ class _Decoder:
             model = cls(config, **kwargs)
             model.load_state_dict(state, strict=True)
             return model.eval()
-        if tag == "c" and len(rest) == 3 and re.fullmatch(r"ex\d\d_\w+", str(rest[0])):
+        if tag == "c" and len(rest) == 3 and re.fullmatch(r"ex\d\d_\w+|model_functions", str(rest[0])):
             module = importlib.import_module(f"bertcourse.grading.{rest[0]}")
             build: Callable[[nn.Module], Callable[..., Any]] = module.MODEL_FUNCTIONS[rest[1]]
             return build(self.decode_object(rest[2][0], rest[2][1:], depth + 1))

@@ -18,6 +18,9 @@ query asks for them and ``"output"`` (captured warnings and stderr) when there w
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.abc
+import importlib.machinery
 import io
 import os
 import sys
@@ -26,13 +29,14 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 
 from bertcourse.grading import codec
 
-__all__ = ["answer_queries", "describe_exception", "serve"]
+__all__ = ["answer_queries", "describe_exception", "forbid", "serve"]
 
 MAX_CAPTURED = 2000  # characters of warnings and stderr kept per call
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
@@ -122,3 +126,96 @@ def serve(namespace: dict[str, Any], function: str, request: str, response: str)
         f.write(blob)
     os.replace(tmp, response)
     sys.stdout.flush()
+
+
+# ------------------------------------------------------------------------------ the course's references
+
+
+class ReferenceUnavailableError(RuntimeError):
+    """The learner's code called the course's own version of a function the exercise asks them to write."""
+
+
+def _guard(original: Callable[..., Any], message: str) -> Callable[..., Any]:
+    """``original`` for the course's own code; :class:`ReferenceUnavailableError` for any other caller."""
+
+    @functools.wraps(original)
+    def guard(*args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_code.co_filename
+        if caller.startswith(_PACKAGE_DIR) and not caller.startswith(_GRADING_DIR):
+            return original(*args, **kwargs)
+        raise ReferenceUnavailableError(message)
+
+    del guard.__wrapped__  # type: ignore[attr-defined]
+    guard._bertcourse_guard = True  # type: ignore[attr-defined]
+    return guard
+
+
+class _GuardLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any, apply: Callable[[ModuleType], None]) -> None:
+        self.loader, self.apply = loader, apply
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        self.apply(module)
+
+
+class _GuardFinder(importlib.abc.MetaPathFinder):
+    """Wraps the loader of every ``bertcourse`` module so that its references are guarded once it has run."""
+
+    def __init__(self, apply: Callable[[ModuleType], None]) -> None:
+        self.apply = apply
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name.startswith("bertcourse.grading.") and name.split(".")[2] not in KERNEL_MODULES:
+            raise ImportError(f"{name} holds the grader's oracles: it is not available while grading", name=name)
+        if name.split(".")[0] != "bertcourse" or name.startswith("bertcourse.grading"):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _GuardLoader(spec.loader, self.apply)
+                return spec
+        return None
+
+
+_GRADING_DIR = str(Path(__file__).resolve().parent)
+KERNEL_MODULES = ("codec", "driver", "model_functions", "nanny", "report")
+"""The grading modules a kernel may import while it is graded (no oracles among them)."""
+
+
+def forbid(exercise: str, functions: list[str]) -> None:
+    """Run by the grader in the kernel before the submission: the course's own ``functions`` refuse the learner.
+
+    Every ``bertcourse`` module attribute named like a function the exercise asks for (the reference
+    in ``bertcourse.attention``, and its re-exports) becomes a guard that still serves the course's
+    own code (a model calling its attention) but raises :class:`ReferenceUnavailableError`, with a
+    message naming the exercise, for any other caller; modules imported later (or reloaded) are
+    guarded as they load.
+    """
+    names = set(functions)
+
+    def apply(module: ModuleType) -> None:
+        name = getattr(module, "__name__", "")
+        if name.split(".")[0] != "bertcourse" or name.startswith("bertcourse.grading"):
+            return
+        for attribute in names & set(vars(module)):
+            original = vars(module)[attribute]
+            ours = callable(original) and str(getattr(original, "__module__", "")).startswith("bertcourse")
+            if ours and not getattr(original, "_bertcourse_guard", False):
+                where = f"{original.__module__}.{attribute}"
+                message = (
+                    f"exercise {exercise} asks you to write {attribute} yourself: the course's {where} "
+                    "is not available while grading"
+                )
+                setattr(module, attribute, _guard(original, message))
+
+    for module in list(sys.modules.values()):
+        if isinstance(module, ModuleType):
+            apply(module)
+    sys.meta_path.insert(0, _GuardFinder(apply))

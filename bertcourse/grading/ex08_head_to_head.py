@@ -1,7 +1,7 @@
 """Checks for exercise 08 (influence): ``influence_matrix(fn, x)`` on the three course models.
 
 The learner's function gets ``fn``, a course model's ``encode`` as a function of the input token
-embeddings (built in the kernel from the model the query carries, by :data:`MODEL_FUNCTIONS`), and
+embeddings (built in the kernel from the model the query carries, by :mod:`~bertcourse.grading.model_functions`), and
 ``x``, the real embeddings (T, D). The oracle is the full autograd Jacobian (T, H, T, D) of the same
 function in the grader's own process, reduced to Frobenius norms. Visibility is judged by behaviour:
 GPT's matrix must be lower-triangular, BERT's full, ELMo's forward half lower- and its backward half
@@ -22,28 +22,12 @@ from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.grading.codec import ModelFunction
 from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare
 from bertcourse.grading.kit import as_float64
+from bertcourse.grading.model_functions import INPUT_IDS, PARTS
 
-__all__ = ["EXERCISE", "MODEL_FUNCTIONS", "check_influence_matrix"]
+__all__ = ["EXERCISE", "check_influence_matrix"]
 
 EXERCISE = Exercise("08_head_to_head.ipynb")
 VOCAB, T = 40, 5
-INPUT_IDS = torch.tensor([[2, 17, 5, 29, 3]])  # (1, T): one sequence, "[CLS] w w w [SEP]"-like ids
-
-
-def _function(part: str) -> Callable[[nn.Module], Callable[[Tensor], Tensor]]:
-    """A builder: model -> fn, its encode() of INPUT_IDS as a function of the token embeddings (T, D) -> (T, H)."""
-
-    def build(model: nn.Module) -> Callable[[Tensor], Tensor]:
-        return embedding_function(model, INPUT_IDS, part)[0]
-
-    return build
-
-
-PARTS = {"encode": "all", "elmo_forward": "forward", "elmo_backward": "backward"}  # function -> part of the states
-MODEL_FUNCTIONS: dict[str, Callable[[nn.Module], Callable[[Tensor], Tensor]]] = {
-    name: _function(part) for name, part in PARTS.items()
-}
-"""The functions a query may carry (see :class:`~bertcourse.grading.codec.ModelFunction`)."""
 
 
 def _models() -> dict[str, nn.Module]:
@@ -107,7 +91,7 @@ def influence_matrix_task(t: Task) -> None:
     for query, (model, part, _) in CASES.items():
         x, J = _jacobian(models[model], part)
         inputs[query] = (x, J)
-        t.query(query, ModelFunction("ex08_head_to_head", part, models[model]), x)
+        t.query(query, ModelFunction("model_functions", part, models[model]), x)
 
     def value(query: str) -> Callable[[Answers], str | None]:
         J = inputs[query][1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,6 +100,7 @@ class NotebookGrade:
     notebook: str
     source: str
     tasks: list[TaskGrade]
+    sandbox: str = ""  # "bubblewrap", or "process: <why no bubblewrap>"
 
     @property
     def score(self) -> float:
@@ -115,6 +117,7 @@ class NotebookGrade:
             "score": self.score,
             "max_score": self.max_score,
             "tasks": [asdict(t) for t in self.tasks],
+            "sandbox": self.sandbox,
         }
 
 
@@ -125,7 +128,23 @@ class _Source:
     locked: dict[str, str]  # grade_id -> source code, for locked cells that are not checks
 
 
+_SOURCES: dict[Path, _Source] = {}
+
+
+def preload_source(path: Path) -> None:
+    """Read and check the source notebook at ``path`` now; later grades use this copy, not the file."""
+    key = Path(os.path.realpath(path))
+    if key not in _SOURCES:
+        _SOURCES[key] = _parse_source(path)
+
+
 def _read_source(path: Path) -> _Source:
+    """The source at ``path``: the copy read by :func:`preload_source` if there is one."""
+    key = Path(os.path.realpath(path))
+    return _SOURCES[key] if key in _SOURCES else _parse_source(path)
+
+
+def _parse_source(path: Path) -> _Source:
     _, cells = read_cells(path, 64 * MiB)
     exercise = exercise_for(path.name)
     if exercise is None:
@@ -145,6 +164,11 @@ def _read_source(path: Path) -> _Source:
                 raise GradingError(f"source {path.name}: {cell.grade_id} has points {points!r}")
             if cell.grade_id not in exercise.builders:
                 raise GradingError(f"source {path.name}: no task for graded cell {cell.grade_id!r}")
+            if float(points) != float(exercise.builders[cell.grade_id][1]):
+                raise GradingError(
+                    f"source {path.name}: {cell.grade_id} has {points:g} points, but the grader's table says "
+                    f"{exercise.builders[cell.grade_id][1]:g}: the source notebook was changed"
+                )
             tasks[cell.grade_id] = float(points)
         elif cell.locked and cell.cell_type == "code":
             locked[cell.grade_id] = cell.source
@@ -189,7 +213,15 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
     stopped = ""
     try:
         with Sandbox(data, "submission.ipynb", limits) as box:
+            mode = box.mode if box.mode == "bubblewrap" else f"process: {box.why}"
             deadline = time.monotonic() + limits.timeout
+            functions = sorted({function for function, _, _ in src.exercise.builders.values()})
+            box.execute(
+                f"__import__('bertcourse.grading.driver', fromlist=['forbid']).forbid("
+                f"{source_path.name[:2]!r}, {functions!r})",
+                deadline,
+                silent=True,
+            )
             order = [c for c in cells if c.cell_type == "code"] + [
                 Cell("code", "", gid, True, True, None)
                 for gid in src.tasks  # checks the submission lost
@@ -214,4 +246,4 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
         grades.get(gid) or TaskGrade(gid, 0.0, points, stopped or "error", detail=f"the run {stopped} before this task")
         for gid, points in src.tasks.items()
     ]
-    return NotebookGrade(str(path), str(source_path), tasks)
+    return NotebookGrade(str(path), str(source_path), tasks, mode)
