@@ -87,7 +87,7 @@ def grade_all() -> dict[str, dict]:
     is paid once rather than once per notebook.
     """
     notebooks = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")) + sorted(EXERCISES.glob("[0-9][0-9]_*.ipynb"))
-    return grade(*notebooks, timeout=900)
+    return grade(*notebooks, args=("--jobs", "2"), timeout=900)
 
 
 def assert_solution_full_and_exercise_zero(exercise: Exercise) -> dict[str, dict]:

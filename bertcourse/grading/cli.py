@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import sys
 import time
@@ -38,6 +39,8 @@ from bertcourse.grading.runner import SOLUTIONS, GradingError, NotebookGrade, gr
 from bertcourse.grading.sandbox import Limits, become_subreaper, kill_descendants
 
 __all__ = ["main"]
+
+ROOT_WARNING = "graded as root: RLIMIT_NPROC does not bind root, so --processes limits nothing; grade as a user"
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ def _table(grade: NotebookGrade, learner: str = "") -> str:
     width = max(len("total"), *(len(t.id) for t in grade.tasks))
     who = f"{_one_line(learner, 100)}: " if learner else ""
     lines = wrap(f"{who}{_one_line(grade.notebook, 300)}  (tasks from {_one_line(grade.source, 300)})", 0)
+    if os.getuid() == 0:
+        lines += wrap(f"WARNING: {ROOT_WARNING}", 2)
     if grade.sandbox and grade.sandbox != "bubblewrap":
         lines += wrap(f"WARNING: graded in the process sandbox only ({clean(grade.sandbox, 300)})", 2)
     for task in grade.tasks:
@@ -158,6 +163,8 @@ def _grade_one(entry: Entry, args: argparse.Namespace, limits: Limits) -> tuple[
     except Exception as exc:  # a grader bug must not end the batch either
         return _error(entry, f"internal error: {type(exc).__name__}: {exc}")
     record = {"learner": clean(entry.learner, 200), **grade.to_json()}
+    if os.getuid() == 0:
+        record["warnings"] = [ROOT_WARNING]
     record["notebook"] = clean(record["notebook"], 500)
     return record, _table(grade, entry.learner)
 
@@ -324,6 +331,21 @@ def _safe_name(text: str) -> str:
 # ------------------------------------------------------------------------------------ main
 
 
+def _class_seed(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``--seed``; else the seed in ``--seed-file`` (written with a random one if missing); else a random one."""
+    if args.seed is not None:
+        return args.seed
+    if args.seed_file is None:
+        return secrets.randbelow(2**62) + 1
+    if not args.seed_file.exists():
+        args.seed_file.write_text(f"{secrets.randbelow(2**62) + 1}\n", encoding="utf-8")
+        args.seed_file.chmod(0o600)
+    text = args.seed_file.read_text(encoding="utf-8").strip()
+    if not text.isdigit() or int(text) < 1:
+        parser.error(f"--seed-file {args.seed_file} must hold one positive integer")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bertcourse.grade", description=__doc__.splitlines()[0])
     defaults = Limits()
@@ -345,6 +367,10 @@ def _parser() -> argparse.ArgumentParser:
     add("--feedback", type=Path, help="write one Markdown feedback file per notebook into this folder")
     add("--roster", type=Path, help="file of learner names, one a line: flag those with no submission")
     add("--timeout", type=float, default=defaults.timeout, help="seconds per notebook (%(default)s)")
+    add("--task-timeout", type=float, default=defaults.task_timeout, help="seconds per task (%(default)s)")
+    add("--start-timeout", type=float, default=defaults.start_timeout, help="seconds for a kernel to start")
+    add("--seed", type=int, help="the class's secret seed for the test inputs (default: --seed-file, else random)")
+    add("--seed-file", type=Path, help="file holding the class's secret seed; written with a random one if missing")
     add("--memory-mb", type=int, default=defaults.memory_mb, help="address space (%(default)s MiB; 0: no limit)")
     add("--file-mb", type=int, default=defaults.file_mb, help="largest file written (%(default)s MiB; 0: no limit)")
     add("--processes", type=int, default=defaults.processes, help="extra processes/threads (%(default)s; 0: no limit)")
@@ -356,8 +382,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not args.timeout > 0:
-        parser.error(f"--timeout must be positive, got {args.timeout}")
+    for name in ("timeout", "task_timeout", "start_timeout"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.seed is not None and args.seed < 1:
+        parser.error(f"--seed must be a positive integer, got {args.seed}")
     if not args.notebook_mb > 0:
         parser.error(f"--notebook-mb must be positive, got {args.notebook_mb}")
     if args.jobs < 1:
@@ -372,7 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb, file_mb=args.file_mb, processes=args.processes,
-                    cpu_seconds=args.cpu_seconds, notebook_mb=args.notebook_mb, sandbox=mode)  # fmt: skip
+                    cpu_seconds=args.cpu_seconds, notebook_mb=args.notebook_mb, sandbox=mode,
+                    task_timeout=args.task_timeout, start_timeout=args.start_timeout)  # fmt: skip
+    framework.set_class_seed(_class_seed(args, parser))
     roster = []
     if args.roster is not None:
         roster = [line.strip() for line in args.roster.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -21,10 +21,13 @@ import contextlib
 import functools
 import importlib.abc
 import importlib.machinery
+import inspect
 import io
 import os
+import signal
 import sys
 import sysconfig
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -67,8 +70,34 @@ def describe_exception(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": message[:MAX_CAPTURED], "where": where[:MAX_CAPTURED]}
 
 
-def _call(fn: Callable[..., Any], query: dict[str, Any]) -> dict[str, Any]:
-    """One call of the learner's function on fresh inputs; never raises."""
+class _TaskTimeUp(BaseException):
+    """The task's time budget ran out during a call (raised by the alarm in :func:`_call`)."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _TaskTimeUp
+
+
+def _raised_elsewhere(fn: Callable[..., Any], exc: BaseException) -> str:
+    """The name of the learner's function that raised ``exc`` if it is not ``fn`` itself (one ``fn`` calls)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = getattr(inspect.unwrap(fn), "__code__", None)  # through decorators such as @torch.no_grad()
+    if tb is None or code is None or tb.tb_frame.f_code is code or tb.tb_frame.f_code.co_name == code.co_name:
+        return ""
+    return tb.tb_frame.f_code.co_name if _is_learner_frame(tb.tb_frame.f_code.co_filename) else ""
+
+
+def _call(fn: Callable[..., Any], query: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    """One call of the learner's function on fresh inputs; never raises.
+
+    With a ``deadline`` (the task's time budget, in the grading kernel's main thread) an alarm ends a
+    call that runs past it, and calls after it are not made: a slow task costs only itself.
+    """
+    if deadline is not None and time.monotonic() >= deadline:
+        message = "not called: the task's time limit ran out on an earlier call"
+        return {"raised": {"type": "TimeoutError", "message": message, "where": ""}}
     args, kwargs = codec.loads(query["inputs"].numpy().tobytes(), allow_objects=True)
     stderr = io.StringIO()
     outcome: dict[str, Any]
@@ -80,10 +109,23 @@ def _call(fn: Callable[..., Any], query: dict[str, Any]) -> dict[str, Any]:
     ):
         warnings.simplefilter("always")
         torch.default_generator.manual_seed(0)  # a function drawing from the global generator is deterministic
+        previous = None
+        if deadline is not None:
+            previous = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
         try:
             value = fn(*args, **kwargs)
+        except _TaskTimeUp:
+            message = "this call ran past the task's time limit and was stopped"
+            outcome = {"raised": {"type": "TimeoutError", "message": message, "where": ""}}
         except NotImplementedError as exc:
-            outcome = {"not_attempted": str(exc)[:200]}
+            other = _raised_elsewhere(fn, exc)
+            if other:  # the function is written, but one it calls is not: a failure, not "not attempted"
+                exc_info = describe_exception(exc)
+                exc_info["message"] = f"{other}, which this function calls, is not written yet ({exc_info['message']})"
+                outcome = {"raised": exc_info}
+            else:
+                outcome = {"not_attempted": str(exc)[:200]}
         except BaseException as exc:  # SystemExit, KeyboardInterrupt or a home-made BaseException: all theirs
             outcome = {"raised": describe_exception(exc)}
         else:
@@ -91,6 +133,10 @@ def _call(fn: Callable[..., Any], query: dict[str, Any]) -> dict[str, Any]:
                 outcome = {"value": codec.plain_copy(value, where="the returned value")}
             except codec.CodecError as exc:
                 outcome = {"unsupported": str(exc)}
+        finally:
+            if deadline is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
     if query.get("keep_inputs") and "not_attempted" not in outcome:
         try:
             outcome["inputs_after"] = codec.plain_copy(list(args), where="the arguments")
@@ -102,24 +148,26 @@ def _call(fn: Callable[..., Any], query: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
-def answer_queries(fn: object, queries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Outcomes by query name; ``{"missing": why}`` if ``fn`` is not a function."""
+def answer_queries(fn: object, queries: list[dict[str, Any]], budget: float | None = None) -> dict[str, Any]:
+    """Outcomes by query name; ``{"missing": why}`` if ``fn`` is not a function. ``budget``: seconds for all."""
     if not callable(fn):
         return {"missing": f"not a function but {type(fn).__name__}"}
-    return {"outcomes": {q["name"]: _call(fn, q) for q in queries}}
+    deadline = None if budget is None else time.monotonic() + budget
+    return {"outcomes": {q["name"]: _call(fn, q, deadline) for q in queries}}
 
 
-def serve(namespace: dict[str, Any], function: str, request: str, response: str) -> None:
+def serve(namespace: dict[str, Any], function: str, request: str, response: str, budget: float | None = None) -> None:
     """Run in the submission's kernel by the grader: answer the queries in ``request``, write ``response``.
 
-    The grader never trusts what comes back: it reads ``response`` as plain data only.
+    The grader never trusts what comes back: it reads ``response`` as plain data only. ``budget``:
+    the task's time limit in seconds.
     """
     with open(request, "rb") as f:
         queries = codec.loads(f.read())
     if function not in namespace:
         answers: dict[str, Any] = {"missing": f"the notebook defines no function named {function}"}
     else:
-        answers = answer_queries(namespace[function], queries)
+        answers = answer_queries(namespace[function], queries, budget)
     blob = codec.dumps(answers, where="the answers")
     tmp = f"{response}.part"
     with open(tmp, "wb") as f:

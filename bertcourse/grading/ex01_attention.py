@@ -197,7 +197,9 @@ def attention_task(t: Task) -> None:
     t.query("no_heads", q[:, 0], k[:, 0], v[:, 0], mask=mask[:, 0])  # (B, h, L, d) -> (B, L, d)
 
     @t.property(
-        "returns (output, weights) of the right shapes, keeping float32", on=describe_attention(q.float(), k, v)
+        "returns (output, weights) of the right shapes, keeping float32",
+        on=describe_attention(q.float(), k, v),
+        gated=True,
     )
     def shapes(a: Answers) -> str | None:
         output, weights = output_and_weights(a["float32"])
@@ -253,6 +255,7 @@ def attention_task(t: Task) -> None:
     @t.property(
         "changing a key/value the mask hides never moves an output",
         on=f"causal mask ({L}, {L}), B={B}, h={h}, d_k={d_k}, d_v={d_v}",
+        gated=True,
     )
     def hidden_keys(a: Answers) -> str | None:
         changed = [output_and_weights(a[f"causal_changed_{j}"])[0] for j in range(1, L)]

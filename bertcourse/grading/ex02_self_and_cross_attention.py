@@ -117,7 +117,11 @@ def self_attention_task(t: Task) -> None:
         x2[:, j] += 1.0  # change token j only
         t.query(f"causal_changed_{j}", x2, w_q, w_k, w_v, mask=causal)
 
-    @t.property("returns (output (B, T, d_v), weights (B, T, T)), keeping float32", on=on.replace("float64", "float32"))
+    @t.property(
+        "returns (output (B, T, d_v), weights (B, T, T)), keeping float32",
+        on=on.replace("float64", "float32"),
+        gated=True,
+    )
     def shapes(a: Answers) -> str | None:
         output, weights = output_and_weights(a["float32"])
         if weights is None:
@@ -218,7 +222,9 @@ def cross_attention_task(t: Task) -> None:
     x_changed[:, 1] += 1.0  # query position 1 only
     t.query("query_changed", x_changed, context, w_q, w_k, w_v)
 
-    @t.property("returns (output (B, T, d_v), weights (B, T, S)), keeping float32", on=f"{on}, float32 (T != S)")
+    @t.property(
+        "returns (output (B, T, d_v), weights (B, T, S)), keeping float32", on=f"{on}, float32 (T != S)", gated=True
+    )
     def shapes(a: Answers) -> str | None:
         output, weights = output_and_weights(a["float32"])
         if weights is None:

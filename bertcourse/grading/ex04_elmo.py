@@ -111,7 +111,9 @@ def lstm_cell_task(t: Task) -> None:
         "weight_ih is stored as (4H, D) and weight_hh as (4H, H), like nn.Linear's weight (output, input)",
     )
 
-    @t.property("returns a pair (h_new, c_new) of tensors (B, H) of the input's dtype", on=f"{on}, and float32")
+    @t.property(
+        "returns a pair (h_new, c_new) of tensors (B, H) of the input's dtype", on=f"{on}, and float32", gated=True
+    )
     def shapes(a: Answers) -> str | None:
         for query, dtype in (("step", torch.float64), ("float32", torch.float32)):
             pair = unpack(a[query])
@@ -184,7 +186,7 @@ def reverse_padded_task(t: Task) -> None:
         r"out of bounds|out of range", "an index falls past the end of a row: check the index of the last real token"
     )
 
-    @t.property("returns a tensor of x's shape and dtype", on=on)
+    @t.property("returns a tensor of x's shape and dtype", on=on, gated=True)
     def shape_dtype(a: Answers) -> str | None:
         return expect_tensor(a["x"], tuple(x.shape), x.dtype)
 
@@ -213,7 +215,7 @@ def reverse_padded_task(t: Task) -> None:
                 return f"on {query} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}: {problem}"
         return None
 
-    @t.property("returns a new tensor and leaves x and lengths unchanged", on=on)
+    @t.property("returns a new tensor and leaves x and lengths unchanged", on=on, gated=True)
     def inputs_unchanged(a: Answers) -> str | None:
         x_after, lengths_after = a.inputs_after("x")
         if compare(x_after, x) is not None:
@@ -256,7 +258,7 @@ def scalar_mix_task(t: Task) -> None:
     t.query("tensor_gamma", layers, w, torch.tensor(0.5, dtype=torch.float64))
     s = torch.softmax(w, dim=0)
 
-    @t.property("returns a (B, T, D) tensor of the layers' dtype", on=f"{on}, gamma 1.0")
+    @t.property("returns a (B, T, D) tensor of the layers' dtype", on=f"{on}, gamma 1.0", gated=True)
     def shape_dtype(a: Answers) -> str | None:
         hints = {(L, 2, 4, 5): "the weighted layers were not summed over the layer axis"}
         return expect_tensor(a["gamma1"], (2, 4, 5), torch.float64, hints)

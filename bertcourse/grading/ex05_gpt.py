@@ -56,7 +56,7 @@ def causal_lm_loss_task(t: Task) -> None:
     t.query("masked", logits, ids, attention_mask=mask)
     t.query("masked_noise", noisy_logits, noisy_ids, attention_mask=mask)
 
-    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits (3, 6, 11)")
+    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits (3, 6, 11)", gated=True)
     def scalar(a: Answers) -> str | None:
         hints = {
             (B, T - 1): "one loss per position: average them",
@@ -100,7 +100,7 @@ def causal_lm_loss_task(t: Task) -> None:
         ]
         return compare(kit.scalar(a["masked"]), expected, mistakes)
 
-    @t.property("padded tokens and their logits do not change the loss", on=f"{on_mask}, padding changed")
+    @t.property("padded tokens and their logits do not change the loss", on=f"{on_mask}, padding changed", gated=True)
     def padding_invariant(a: Answers) -> str | None:
         before, after = kit.scalar(a["masked"]), kit.scalar(a["masked_noise"])
         if compare(after, before) is None:
@@ -133,7 +133,7 @@ def top_k_filter_task(t: Task) -> None:
     t.query("float32", logits.float(), 3)
     t.query("in_place", logits, 3, keep_inputs=True)
 
-    @t.property("returns a tensor of the input's shape and dtype", on="logits (3, 8) float32, k=3")
+    @t.property("returns a tensor of the input's shape and dtype", on="logits (3, 8) float32, k=3", gated=True)
     def shape(a: Answers) -> str | None:
         return expect_tensor(a["float32"], (3, 8), torch.float32, {(3, 3): "return all V entries, not only the top k"})
 
@@ -229,7 +229,7 @@ def sample_next_token_task(t: Task) -> None:
     argmax = torch.zeros(6, dtype=torch.float64)
     argmax[0] = 1.0
 
-    @t.property("returns one int64 token id per row", on="logits (4, 7), generator")
+    @t.property("returns one int64 token id per row", on="logits (4, 7), generator", gated=True)
     def shape(a: Answers) -> str | None:
         hints = {(4, 1): "squeeze the sample axis: one id per row, shape (B,)"}
         return expect_tensor(a["shape"], (4,), torch.int64, hints)

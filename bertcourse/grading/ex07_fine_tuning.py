@@ -132,7 +132,7 @@ def warmup_cosine_lr_task(t: Task) -> None:
         t.query(f"nowarm{s}", s, 0, 20, PEAK)
     t.error_hint("ZeroDivisionError", "with warmup_steps=0 there is no warm-up phase to divide by", query="nowarm0")
 
-    @t.property("returns a Python float", on=f"step 4, {setting}")
+    @t.property("returns a Python float", on=f"step 4, {setting}", gated=True)
     def is_float(a: Answers) -> str | None:
         got = a["zero4"]
         if isinstance(got, float):
@@ -242,7 +242,7 @@ def accuracy_by_group_task(t: Task) -> None:
     expected = _accuracies(PREDICTIONS, LABELS, GROUPS)
     groups = [g for g in expected if g != "all"]
 
-    @t.property('returns a dict: one key per group, plus "all", float values', on=on)
+    @t.property('returns a dict: one key per group, plus "all", float values', on=on, gated=True)
     def keys(a: Answers) -> str | None:
         got = a["main"]
         if not isinstance(got, dict):

@@ -178,15 +178,23 @@ def _parse_source(path: Path) -> _Source:
 
 
 def _run_task(box: Sandbox, source: _Source, gid: str, max_points: float, deadline: float) -> TaskGrade:
-    """Send one task's queries to the kernel, read the answers back as data, and judge them here."""
+    """Send one task's queries to the kernel, read the answers back as data, and judge them here.
+
+    The task gets ``--task-timeout`` seconds (at most what is left of the notebook's), enforced in the
+    kernel by an alarm per call, so a slow task costs only itself; the grader waits 10 s more before
+    it gives up on the kernel.
+    """
+    if time.monotonic() >= deadline:
+        raise TimeoutError("timed out")
     task = source.exercise.build(gid)
     request, response = box.io / f"{gid}.request", box.io / f"{gid}.answers"
     request.write_bytes(codec.dumps(task.request()))
+    budget = max(min(box.limits.task_timeout, deadline - time.monotonic()), 0.1)
     code = (
         "__import__('bertcourse.grading.driver', fromlist=['serve'])"
-        f".serve(globals(), {task.function!r}, {str(request)!r}, {str(response)!r})"
+        f".serve(globals(), {task.function!r}, {str(request)!r}, {str(response)!r}, {budget!r})"
     )
-    reply = box.execute(code, deadline, silent=True)
+    reply = box.execute(code, time.monotonic() + budget + 10.0, silent=True)
     try:
         answers = codec.loads(read_regular_file(response, box.limits.answer_mb * MiB))
     except (ValueError, OSError) as exc:
@@ -210,25 +218,29 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
     src = _read_source(source_path)
     data, cells = read_cells(path, limits.notebook_mb * MiB)
     grades: dict[str, TaskGrade] = {}
-    stopped = ""
+    stopped, why = "", "the notebook could not be run"
     try:
         with Sandbox(data, "submission.ipynb", limits) as box:
             mode = box.mode if box.mode == "bubblewrap" else f"process: {box.why}"
-            deadline = time.monotonic() + limits.timeout
             functions = sorted({function for function, _, _ in src.exercise.builders.values()})
-            box.execute(
-                f"__import__('bertcourse.grading.driver', fromlist=['forbid']).forbid("
-                f"{source_path.name[:2]!r}, {functions!r})",
-                deadline,
-                silent=True,
-            )
+            try:  # part of the kernel's start: not counted in the notebook's time
+                box.execute(
+                    f"__import__('bertcourse.grading.driver', fromlist=['forbid']).forbid("
+                    f"{source_path.name[:2]!r}, {functions!r})",
+                    time.monotonic() + limits.start_timeout,
+                    silent=True,
+                )
+            except (TimeoutError, KernelDiedError) as exc:
+                raise GradingError(f"the kernel did not start ({exc})") from exc
+            deadline = time.monotonic() + limits.timeout
             order = [c for c in cells if c.cell_type == "code"] + [
                 Cell("code", "", gid, True, True, None)
                 for gid in src.tasks  # checks the submission lost
             ]
-            for cell in order:
+            for index, cell in enumerate(order):
                 if stopped:
                     break
+                where = cell.grade_id if cell.grade_id in src.tasks else f"code cell {index + 1}"
                 try:
                     if cell.grade_id in src.tasks:
                         gid = cell.grade_id
@@ -237,13 +249,13 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
                     elif cell.source.strip():
                         box.execute(src.locked.get(cell.grade_id or "", cell.source), deadline)
                 except TimeoutError:
-                    stopped = "timed out"
+                    stopped, why = "timed out", f"the kernel was still busy with {where} at the time limit"
                 except KernelDiedError:
-                    stopped = "kernel died"
+                    stopped, why = "kernel died", f"the kernel died during {where}"
     except SandboxError as exc:
         raise GradingError(str(exc)) from exc
     tasks = [
-        grades.get(gid) or TaskGrade(gid, 0.0, points, stopped or "error", detail=f"the run {stopped} before this task")
+        grades.get(gid) or TaskGrade(gid, 0.0, points, stopped or "error", detail=f"not run: {why}")
         for gid, points in src.tasks.items()
     ]
     return NotebookGrade(str(path), str(source_path), tasks, mode)

@@ -78,6 +78,7 @@ class Limits:
     notebook_mb: int = 16  # largest submission the grader reads
     answer_mb: int = 64  # largest answer file the grader reads back from the kernel
     start_timeout: float = 120.0  # seconds for the kernel to start (not counted in ``timeout``)
+    task_timeout: float = 30.0  # seconds for one task's calls (within ``timeout``): a slow task costs only itself
     sandbox: str = "auto"  # "auto" (bubblewrap where it works), "bubblewrap" (required) or "process"
 
     def nanny_json(self) -> str:
