@@ -35,7 +35,7 @@ def grade(*paths: Path | str, args: tuple[str, ...] = (), timeout: float = 300) 
     Cached: tests that need the same run (the solution and the exercise) share one.
     """
     run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", *map(str, paths), "--json", *args],
+        [sys.executable, "-m", "bertcourse.grade", *map(str, paths), "--json", "--seed", "0", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

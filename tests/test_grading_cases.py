@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def test_a_slow_task_costs_only_itself(tmp_path: Path) -> None:
     }
     slow.write_text(json.dumps(_notebook(looping)), "utf-8")
     run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", str(slow), "--json", "--task-timeout", "3", "--seed", "5"],
+        [sys.executable, "-m", "bertcourse.grade", str(slow), "--json", "--task-timeout", "3", "--seed", "0"],
         cwd=support.ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     (record,) = [json.loads(line) for line in run.stdout.splitlines()]
@@ -159,3 +160,19 @@ def test_a_slow_task_costs_only_itself(tmp_path: Path) -> None:
         k: v for k, v in honest.items() if k != "check_causal_mask"
     }
     assert "ran past the task's time limit" in json.dumps(record["tasks"][2])
+
+
+def test_ten_thousand_cells_cost_one_round_trip(tmp_path: Path) -> None:
+    """Case 8: a notebook of 10,000 cells took 66 s (one message per cell); now a run of plain cells is one."""
+    nb = json.loads(support.SOLUTIONS.joinpath("01_attention.ipynb").read_text(encoding="utf-8"))
+    filler = [{"cell_type": "code", "metadata": {}, "source": f"x{i} = {i}", "outputs": [], "execution_count": None}
+              for i in range(10_000)]  # fmt: skip
+    nb["cells"] = nb["cells"][:3] + filler + nb["cells"][3:]
+    big = tmp_path / "01_attention.ipynb"
+    big.write_text(json.dumps(nb), encoding="utf-8")
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "bertcourse.grade", str(big), "--json"], cwd=support.ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    (record,) = [json.loads(line) for line in run.stdout.splitlines()]
+    assert record["score"] == record["max_score"] == 10
+    assert time.monotonic() - start < 40

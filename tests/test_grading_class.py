@@ -162,7 +162,7 @@ def _class(root: Path) -> tuple[list[str], dict[str, str]]:
 def _grade(root: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", *args],
+        [sys.executable, "-m", "bertcourse.grade", *args, "--seed", "0"],  # public inputs: comparable in-process
         cwd=support.ROOT,
         env={**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(root / "grader-tmp")},
         capture_output=True,
@@ -316,7 +316,19 @@ for name in ("ex08_head_to_head.py", "report.py", "framework.py"):
     _put(tmp_path, "b_honest", _notebook())
     (tmp_path / "grader-tmp").mkdir()
     run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", str(folder), "--json", "--sandbox", "process", "--jobs", "1"],
+        [
+            sys.executable,
+            "-m",
+            "bertcourse.grade",
+            str(folder),
+            "--json",
+            "--sandbox",
+            "process",
+            "--jobs",
+            "1",
+            "--seed",
+            "0",
+        ],
         cwd=course,
         env={**os.environ, "PYTHONPATH": str(course), "TMPDIR": str(tmp_path / "grader-tmp")},
         capture_output=True,

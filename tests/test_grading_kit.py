@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,3 +84,18 @@ def test_the_old_command_paths_still_work() -> None:
 
     run = subprocess.run([sys.executable, "-m", "bertcourse.grade", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and "python -m bertcourse.grade" in run.stdout
+
+
+def test_the_class_seed_comes_from_the_flag_the_file_or_chance(tmp_path: Path) -> None:
+    import argparse
+
+    from bertcourse.grading.cli import _class_seed, _parser
+
+    parser = _parser()
+    seed_file = tmp_path / "class.seed"
+    first = _class_seed(argparse.Namespace(seed=None, seed_file=seed_file), parser)
+    assert seed_file.read_text().strip() == str(first) and oct(seed_file.stat().st_mode)[-3:] == "600"
+    assert _class_seed(argparse.Namespace(seed=None, seed_file=seed_file), parser) == first  # kept: same inputs
+    assert _class_seed(argparse.Namespace(seed=7, seed_file=seed_file), parser) == 7
+    draws = {_class_seed(argparse.Namespace(seed=None, seed_file=None), parser) for _ in range(3)}
+    assert len(draws) == 3 and min(draws) > 0

@@ -369,7 +369,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--timeout", type=float, default=defaults.timeout, help="seconds per notebook (%(default)s)")
     add("--task-timeout", type=float, default=defaults.task_timeout, help="seconds per task (%(default)s)")
     add("--start-timeout", type=float, default=defaults.start_timeout, help="seconds for a kernel to start")
-    add("--seed", type=int, help="the class's secret seed for the test inputs (default: --seed-file, else random)")
+    add("--seed", type=int, help="secret seed of the test inputs (0: the public ones; default: --seed-file or random)")
     add("--seed-file", type=Path, help="file holding the class's secret seed; written with a random one if missing")
     add("--memory-mb", type=int, default=defaults.memory_mb, help="address space (%(default)s MiB; 0: no limit)")
     add("--file-mb", type=int, default=defaults.file_mb, help="largest file written (%(default)s MiB; 0: no limit)")
@@ -385,8 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("timeout", "task_timeout", "start_timeout"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.seed is not None and args.seed < 1:
-        parser.error(f"--seed must be a positive integer, got {args.seed}")
+    if args.seed is not None and args.seed < 0:
+        parser.error(f"--seed must be 0 (the public inputs) or a positive integer, got {args.seed}")
     if not args.notebook_mb > 0:
         parser.error(f"--notebook-mb must be positive, got {args.notebook_mb}")
     if args.jobs < 1:

@@ -39,7 +39,7 @@ import torch
 
 from bertcourse.grading import codec
 
-__all__ = ["answer_queries", "describe_exception", "forbid", "serve"]
+__all__ = ["answer_queries", "describe_exception", "forbid", "run_cells", "serve"]
 
 MAX_CAPTURED = 2000  # characters of warnings and stderr kept per call
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
@@ -174,6 +174,23 @@ def serve(namespace: dict[str, Any], function: str, request: str, response: str,
         f.write(blob)
     os.replace(tmp, response)
     sys.stdout.flush()
+
+
+def run_cells(path: str) -> None:
+    """Run by the grader in the kernel: each source in the JSON list at ``path`` as its own IPython cell.
+
+    One round trip for a run of plain cells (a notebook of 10,000 cells is not 10,000 messages); an
+    error in one cell is shown in the kernel and the next cell runs, as in Run All with errors allowed.
+    """
+    import json
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    with open(path, encoding="utf-8") as f:
+        sources = json.load(f)
+    for source in sources:
+        shell.run_cell(source, store_history=True)
 
 
 # ------------------------------------------------------------------------------ the course's references

@@ -209,6 +209,25 @@ def _run_task(box: Sandbox, source: _Source, gid: str, max_points: float, deadli
     return TaskGrade(gid, points, max_points, status, [p.to_json() for p in result.properties], detail, result.output)
 
 
+def _steps(order: list[Cell], src: _Source) -> list[tuple[str, str | list[str]]]:
+    """What to send to the kernel, in order: a task's grade_id, or the sources of a run of plain cells."""
+    steps: list[tuple[str, str | list[str]]] = []
+    first = 0
+    for index, cell in enumerate(order):
+        if cell.grade_id in src.tasks:
+            steps.append((cell.grade_id, cell.grade_id))
+            continue
+        if not cell.source.strip():
+            continue
+        code = src.locked.get(cell.grade_id or "", cell.source)
+        if steps and isinstance(steps[-1][1], list):
+            steps[-1] = (f"code cells {first + 1}-{index + 1}", [*steps[-1][1], code])
+        else:
+            first = index
+            steps.append((f"code cell {index + 1}", [code]))
+    return steps
+
+
 def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None = None) -> NotebookGrade:
     """Run the submission at ``path`` in a sandbox and grade each task of ``source``.
 
@@ -237,17 +256,22 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
                 Cell("code", "", gid, True, True, None)
                 for gid in src.tasks  # checks the submission lost
             ]
-            for index, cell in enumerate(order):
+            for step, (where, what) in enumerate(_steps(order, src)):
                 if stopped:
                     break
-                where = cell.grade_id if cell.grade_id in src.tasks else f"code cell {index + 1}"
                 try:
-                    if cell.grade_id in src.tasks:
-                        gid = cell.grade_id
-                        if gid not in grades:
-                            grades[gid] = _run_task(box, src, gid, src.tasks[gid], deadline)
-                    elif cell.source.strip():
-                        box.execute(src.locked.get(cell.grade_id or "", cell.source), deadline)
+                    if isinstance(what, str):
+                        if what not in grades:
+                            grades[what] = _run_task(box, src, what, src.tasks[what], deadline)
+                    elif len(what) == 1:
+                        box.execute(what[0], deadline)
+                    else:  # a run of plain cells in one round trip, each still its own IPython cell
+                        batch = box.io / f"cells-{step}.json"
+                        batch.write_text(json.dumps(what), encoding="utf-8")
+                        runner = (
+                            f"__import__('bertcourse.grading.driver', fromlist=['run_cells']).run_cells({str(batch)!r})"
+                        )
+                        box.execute(runner, deadline, silent=True)
                 except TimeoutError:
                     stopped, why = "timed out", f"the kernel was still busy with {where} at the time limit"
                 except KernelDiedError:
