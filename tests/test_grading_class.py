@@ -208,8 +208,8 @@ def _by_learner(graded: dict) -> dict[str, list[dict]]:
 def test_every_path_gets_one_line_and_nothing_is_left(graded: dict) -> None:
     run, root = graded["run"], graded["root"]
     assert run.returncode == 1, run.stderr  # some paths could not be graded; the batch finished
-    assert len(graded["records"]) == 30, run.stdout
-    assert len({r["notebook"] for r in graded["records"]}) == 30
+    assert len(graded["records"]) == 31, run.stdout  # 30 paths and the learner on the roster with none
+    assert len({r["notebook"] for r in graded["records"]}) == 31
     assert _leftovers(root) == []
     assert list((root / "grader-tmp").iterdir()) == []
     assert [p for p in Path("/tmp").glob("bcg-*") if p.stat().st_mtime >= graded["started"]] == []  # socket folders
@@ -232,6 +232,8 @@ def test_solutions_full_stubs_zero_mistakes_between(graded: dict) -> None:
 @pytest.mark.parametrize("attack", ["case1_reader", "case2_references", "case2_oracles", "case4_checks",
                                     "case6_killer", "case6_stopper"])  # fmt: skip
 def test_hostile_stubs_earn_nothing(graded: dict, attack: str) -> None:
+    if attack == "case1_reader" and not BUBBLEWRAP:
+        pytest.skip("only bubblewrap hides solutions/ from the kernel (the process sandbox says so loudly)")
     (record,) = _by_learner(graded)[attack]
     assert record["score"] == 0 and record["max_score"] == 10, json.dumps(record, indent=1)
 
@@ -270,7 +272,8 @@ def test_text_reports_escape_forged_lines(graded: dict) -> None:
 def test_csv_summary_feedback_and_roster(graded: dict) -> None:
     root = graded["root"]
     rows = list(csv.DictReader((root / "grades.csv").open(encoding="utf-8")))
-    assert len(rows) == 30 and {"learner", "score", "check_softmax", "error"} <= set(rows[0])
+    assert len(rows) == 31 and {"learner", "score", "check_softmax", "error"} <= set(rows[0])
+    assert next(r for r in rows if r["learner"] == "zed_never_submitted")["error"].startswith("on the roster")
     ada = next(r for r in rows if r["learner"] == "ada")
     assert float(ada["score"]) == 10 and float(ada["check_softmax"]) == 2
     summary = (root / "feedback" / "summary.md").read_text(encoding="utf-8")

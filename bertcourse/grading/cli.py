@@ -274,10 +274,11 @@ def _run_all(entries: list[Entry], args: argparse.Namespace, limits: Limits) -> 
 # ------------------------------------------------------------------------------------ reports
 
 
-def _summary(records: list[dict[str, Any]], roster: list[str]) -> str:
+def _summary(records: list[dict[str, Any]], roster: list[str], missing: list[str]) -> str:
     """Per task: mean points, how many full marks, the most common failed property; missing learners."""
     graded = [r for r in records if "tasks" in r]
-    lines = [f"class summary: {len(graded)} notebooks graded, {len(records) - len(graded)} not gradable"]
+    paths = [r for r in records if r.get("notebook")]
+    lines = [f"class summary: {len(graded)} notebooks graded, {len(paths) - len(graded)} paths not gradable"]
     by_task: dict[str, list[dict[str, Any]]] = {}
     for record in graded:
         for task in record["tasks"]:
@@ -288,7 +289,6 @@ def _summary(records: list[dict[str, Any]], roster: list[str]) -> str:
         fails = Counter(p["name"] for t in tasks for p in t["properties"] if p["status"] == Status.FAILED.value)
         common = f"; most often failed: {fails.most_common(1)[0][0]!r}" if fails else ""
         lines += wrap(f"{gid}: mean {mean:.2f} / {tasks[0]['max_points']:g}, full marks {full}/{len(tasks)}{common}", 2)
-    missing = [name for name in roster if name not in {r.get("learner") for r in records}]
     if roster:
         lines += wrap(f"missing from the roster: {', '.join(missing) if missing else 'none'}", 2)
     return "\n".join(clean(line, 2000) for line in lines)
@@ -454,7 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.close()
     if args.resume and args.out:
         records = [json.loads(line) for line in args.out.read_text(encoding="utf-8").splitlines() if line.strip()]
-    summary = _summary(records, roster)
+    missing = [name for name in roster if name not in {r.get("learner") for r in records}]
+    for name in missing:  # one line each, like every path: on the roster, nothing found
+        record = {"learner": clean(name, 200), "notebook": "", "error": "on the roster, but no submission was found"}
+        records.append(record)
+        sys.stdout.write((json.dumps(record) if args.json else f"{_one_line(name, 200)}: {record['error']}") + "\n")
+    summary = _summary(records, roster, missing)
     if not args.json:
         sys.stdout.write(summary + "\n")
     if args.csv:
