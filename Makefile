@@ -47,7 +47,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check bertcourse tests benchmarks
 
 exercises: $(BIN)/.installed
-	$(BIN)/python -m bertcourse.exercises solutions exercises
+	$(BIN)/python -m bertcourse.grading.exercises solutions exercises
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/attention.py

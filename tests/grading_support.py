@@ -35,7 +35,7 @@ def grade(*paths: Path | str, args: tuple[str, ...] = (), timeout: float = 300) 
     Cached: tests that need the same run (the solution and the exercise) share one.
     """
     run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", *map(str, paths), "--json", *args],
+        [sys.executable, "-m", "bertcourse.grade", *map(str, paths), "--json", "--seed", "0", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -87,7 +87,7 @@ def grade_all() -> dict[str, dict]:
     is paid once rather than once per notebook.
     """
     notebooks = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")) + sorted(EXERCISES.glob("[0-9][0-9]_*.ipynb"))
-    return grade(*notebooks, timeout=900)
+    return grade(*notebooks, args=("--jobs", "2"), timeout=900)
 
 
 def assert_solution_full_and_exercise_zero(exercise: Exercise) -> dict[str, dict]:

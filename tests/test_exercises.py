@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bertcourse.exercises import main, render_exercise, strip_solutions, write_exercises
+from bertcourse.grading.exercises import main, render_exercise, strip_solutions, write_exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"

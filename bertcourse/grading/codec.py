@@ -54,7 +54,7 @@ class Seed:
 class ModelFunction:
     """Stands for ``MODEL_FUNCTIONS[name](model)`` of the exercise module ``bertcourse.grading.<module>``."""
 
-    module: str  # e.g. "ex08_influence"
+    module: str  # "model_functions" (or an exercise module with a MODEL_FUNCTIONS dict)
     name: str  # a key of that module's MODEL_FUNCTIONS dict
     model: nn.Module
 
@@ -83,6 +83,14 @@ class _Encoder:
         return key
 
     def encode(self, value: Any, where: str, depth: int = 0) -> Any:
+        try:
+            return self._encode(value, where, depth)
+        except CodecError:
+            raise
+        except Exception as exc:  # any other failure on an odd value is an unsupported value, for this call only
+            raise CodecError(f"{where}: an unsupported value ({type(exc).__name__}: {str(exc)[:100]})") from exc
+
+    def _encode(self, value: Any, where: str, depth: int = 0) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES or depth > MAX_DEPTH:
             raise CodecError(f"{where}: too large or too deeply nested")
@@ -97,6 +105,8 @@ class _Encoder:
         if isinstance(value, bool):
             return ["b", bool(value)]
         if isinstance(value, numbers.Integral):
+            if not -(2**63) <= int(value) < 2**63:
+                raise CodecError(f"{where}: an integer beyond 64 bits")
             return ["i", str(int(value))]
         if isinstance(value, numbers.Real):
             return ["f", float(value).hex()]
@@ -186,7 +196,7 @@ class _Decoder:
             model = cls(config, **kwargs)
             model.load_state_dict(state, strict=True)
             return model.eval()
-        if tag == "c" and len(rest) == 3 and re.fullmatch(r"ex\d\d_\w+", str(rest[0])):
+        if tag == "c" and len(rest) == 3 and re.fullmatch(r"ex\d\d_\w+|model_functions", str(rest[0])):
             module = importlib.import_module(f"bertcourse.grading.{rest[0]}")
             build: Callable[[nn.Module], Callable[..., Any]] = module.MODEL_FUNCTIONS[rest[1]]
             return build(self.decode_object(rest[2][0], rest[2][1:], depth + 1))
@@ -229,7 +239,12 @@ def _refuse_constant(name: str) -> float:
 
 def plain_copy(value: Any, allow_objects: bool = False, where: str = "the value") -> Any:
     """``loads(dumps(value))``: what the other side of the boundary would see (fresh tensors, rebuilt objects)."""
-    return loads(dumps(value, allow_objects=allow_objects, where=where), allow_objects=allow_objects)
+    try:
+        return loads(dumps(value, allow_objects=allow_objects, where=where), allow_objects=allow_objects)
+    except CodecError:
+        raise
+    except Exception as exc:  # e.g. a dtype safetensors cannot store: unsupported, for this value only
+        raise CodecError(f"{where}: an unsupported value ({type(exc).__name__}: {str(exc)[:100]})") from exc
 
 
 def is_finite_number(x: object) -> bool:

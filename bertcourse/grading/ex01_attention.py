@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, expect_tensor, randn
+from bertcourse.grading.kit import attend, attention_oracle, describe_attention, leaks, output_and_weights, unpack
 
 __all__ = ["EXERCISE", "check_causal_mask", "check_padding_mask", "check_scaled_dot_product_attention", "check_softmax"]
 
@@ -42,9 +43,8 @@ def softmax_task(t: Task) -> None:
     t.query("far", shifted, dim=-1)
     t.query("in_place", x, dim=-1, keep_inputs=True)
 
-    @t.property("returns a tensor of the input's shape and dtype", on="x of shape (2, 3, 5), float32")
-    def shape_dtype(a: Answers) -> str | None:
-        return expect_tensor(a["float32"], (2, 3, 5), torch.float32)
+    t.shape("returns a tensor of the input's shape and dtype", "float32", (2, 3, 5), torch.float32,
+            on="x of shape (2, 3, 5), float32")  # fmt: skip
 
     @t.property("equals torch.softmax along the last axis (each row sums to 1)", on=on)
     def last_axis(a: Answers) -> str | None:
@@ -80,24 +80,14 @@ def softmax_task(t: Task) -> None:
             )
         return compare(got, torch.softmax(big, dim=-1), rtol=1e-4)
 
-    @t.property("handles rows whose scores are far apart (offsets of ±3000)", on=on)
-    def far_apart_rows(a: Answers) -> str | None:
-        global_max = (shifted - shifted.max()).exp()
-        mistakes = [
-            (
-                "rows far below the largest score became 0/0 = NaN: one maximum for the whole tensor was "
-                "subtracted; each slice along dim needs its own",
-                global_max / global_max.sum(dim=-1, keepdim=True),
-            )
-        ]
-        return compare(a["far"], torch.softmax(shifted, dim=-1), mistakes)
-
-    @t.property("leaves its input unchanged", on=on)
-    def input_unchanged(a: Answers) -> str | None:
-        (after,) = a.inputs_after("in_place")
-        if compare(after, x) is None:
-            return None
-        return "your function modified its input in place (x -= ... or x.exp_())"
+    global_max = (shifted - shifted.max()).exp()
+    one_max = (
+        "rows far below the largest score became 0/0 = NaN: one maximum for the whole tensor was subtracted; "
+        "each slice along dim needs its own"
+    )
+    t.equals("handles rows whose scores are far apart (offsets of ±3000)", "far", torch.softmax(shifted, dim=-1),
+             [(one_max, global_max / global_max.sum(dim=-1, keepdim=True))], on=on)  # fmt: skip
+    t.unchanged("in_place", {"x": x}, on=on, hint="x -= ... or x.exp_()")
 
 
 check_softmax = EXERCISE.check("softmax")
@@ -108,26 +98,8 @@ check_softmax = EXERCISE.check("softmax")
 def _weights(
     q: Tensor, k: Tensor, mask: Tensor | None = None, scale: float | None = None, dim: int = -1, fill: float = -math.inf
 ) -> Tensor:
-    """softmax(Q K^T · scale) along ``dim`` with masked scores set to ``fill``; rows with no allowed key are 0.
-
-    The right answer with the defaults; the knobs reproduce the usual mistakes.
-    """
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, d_k) @ (..., d_k, L_k) -> (..., L_q, L_k)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, fill)
-    weights = torch.softmax(scores, dim=dim)
-    if mask is not None and fill == -math.inf:
-        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
-    return weights
-
-
-def _oracle(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The framework's answer: (F.scaled_dot_product_attention output, weights), zeros for rows that see nothing."""
-    output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    if mask is not None:
-        output = output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # (..., L_q, 1) broadcasts over d_v
-    return output, _weights(q, k, mask)
+    """softmax(Q K^T · scale) along ``dim``, masked scores set to ``fill``: the right weights with the defaults."""
+    return attend(q, k, k, mask, scale, dim, fill)[1]
 
 
 def _weight_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> list[Mistake]:
@@ -176,27 +148,12 @@ def _weight_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> li
     return mistakes
 
 
-def _describe(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> str:
-    *batch, L_q, d_k = q.shape
-    names = ("B", "h")[: len(batch)]
-    sizes = ", ".join(f"{n}={s}" for n, s in zip(names, batch, strict=True))
-    masked = f", mask {tuple(mask.shape)}" if mask is not None else ""
-    return f"{sizes}, L_q={L_q}, L_k={k.shape[-2]}, d_k={d_k}, d_v={v.shape[-1]}{masked}, {str(q.dtype)[6:]}"
-
-
-def _pair(result: object) -> tuple[object, object]:
-    """Unpack the learner's ``(output, weights)``; a non-pair comes back as (it, None)."""
-    if isinstance(result, tuple) and len(result) == 2:
-        return result[0], result[1]
-    return result, None
-
-
 def _check_pair(result: object, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> str | None:
     """Compare the learner's (output, weights) on one input with the oracle; hint at the mistake if not equal."""
-    output, weights = _pair(result)
-    if weights is None:
-        return f"expected a pair (output, weights), got {type(output).__name__}"
-    expected_output, expected_weights = _oracle(q, k, v, mask)
+    if unpack(result) is None:
+        return f"expected a pair (output, weights), got {type(result).__name__}"
+    output, weights = unpack(result)
+    expected_output, expected_weights = attention_oracle(q, k, v, mask)
     problem = compare(weights, expected_weights, lambda: _weight_mistakes(q, k, v, mask))
     if problem:
         return f"weights: {problem}"
@@ -215,7 +172,7 @@ def _check_pair(result: object, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | 
 def attention_task(t: Task) -> None:
     B, h, L_q, L_k, d_k, d_v = 2, 3, 4, 6, 8, 5
     q, k, v = randn(B, h, L_q, d_k, seed=1), randn(B, h, L_k, d_k, seed=2), randn(B, h, L_k, d_v, seed=3)
-    on = _describe(q, k, v)
+    on = describe_attention(q, k, v)
     # A mask with a few hidden keys in every row and no row all True or all False (so inverting it is visible).
     mask = torch.rand(B, 1, L_q, L_k, generator=torch.Generator().manual_seed(4)) < 0.6
     mask[..., 0], mask[..., -1] = True, False
@@ -239,9 +196,13 @@ def attention_task(t: Task) -> None:
         t.query(f"causal_changed_{j}", qc, k2, v2, mask=causal)
     t.query("no_heads", q[:, 0], k[:, 0], v[:, 0], mask=mask[:, 0])  # (B, h, L, d) -> (B, L, d)
 
-    @t.property("returns (output, weights) of the right shapes, keeping float32", on=_describe(q.float(), k, v))
+    @t.property(
+        "returns (output, weights) of the right shapes, keeping float32",
+        on=describe_attention(q.float(), k, v),
+        gated=True,
+    )
     def shapes(a: Answers) -> str | None:
-        output, weights = _pair(a["float32"])
+        output, weights = output_and_weights(a["float32"])
         if weights is None:
             return f"expected a pair (output, weights), got {type(output).__name__}"
         transposed = {(B, h, L_k, L_q): "transposed: one row per query, one column per key"}
@@ -261,7 +222,7 @@ def attention_task(t: Task) -> None:
 
     @t.property("stays finite and exact for large scores (q · 1e4)", on=f"{on}, q · 1e4")
     def large(a: Answers) -> str | None:
-        for name, got in zip(("output", "weights"), _pair(a["large"]), strict=True):
+        for name, got in zip(("output", "weights"), output_and_weights(a["large"]), strict=True):
             if type(got) is Tensor and got.is_floating_point() and not torch.isfinite(got).all():
                 return (
                     f"{name} holds NaN/inf for large scores: exp overflows (exp(710) is inf in float64). Softmax "
@@ -270,13 +231,13 @@ def attention_task(t: Task) -> None:
                 )
         return _check_pair(a["large"], q * 1e4, k, v)
 
-    @t.property("a boolean mask hides keys (True = may attend)", on=_describe(q, k, v, mask))
+    @t.property("a boolean mask hides keys (True = may attend)", on=describe_attention(q, k, v, mask))
     def masked(a: Answers) -> str | None:
         return _check_pair(a["masked"], q, k, v, mask)
 
-    @t.property("a query that may attend to nothing returns zeros", on=_describe(q, k, v, empty))
+    @t.property("a query that may attend to nothing returns zeros", on=describe_attention(q, k, v, empty))
     def empty_row(a: Answers) -> str | None:
-        output, weights = _pair(a["empty"])
+        output, weights = output_and_weights(a["empty"])
         if type(output) is Tensor and output.shape == (B, h, L_q, d_v) and output[0, :, 1].isnan().any():
             return (
                 "a query that may attend to nothing gave NaN: softmax over a row of -inf is 0/0. "
@@ -294,19 +255,15 @@ def attention_task(t: Task) -> None:
     @t.property(
         "changing a key/value the mask hides never moves an output",
         on=f"causal mask ({L}, {L}), B={B}, h={h}, d_k={d_k}, d_v={d_v}",
+        gated=True,
     )
     def hidden_keys(a: Answers) -> str | None:
-        base, _ = _pair(a["causal"])
-        for j in range(1, L):
-            moved, _ = _pair(a[f"causal_changed_{j}"])
-            if type(base) is not Tensor or type(moved) is not Tensor or base.shape != moved.shape or base.dim() < 2:
-                return "the output is not a tensor of one fixed shape"
-            leak = (moved.double() - base.double())[..., :j, :].abs().amax()  # queries before j may not see token j
-            if not leak <= 1e-9:
-                return f"changing key/value {j} moved an earlier query's output (by {leak.item():.3g}): the mask leaks"
-        return None
+        changed = [output_and_weights(a[f"causal_changed_{j}"])[0] for j in range(1, L)]
+        return leaks(output_and_weights(a["causal"])[0], changed, lambda diff, j: diff[..., :j, :], "key/value")
 
-    @t.property("works without a heads axis: (B, L, d) inputs", on=_describe(q[:, 0], k[:, 0], v[:, 0], mask[:, 0]))
+    @t.property(
+        "works without a heads axis: (B, L, d) inputs", on=describe_attention(q[:, 0], k[:, 0], v[:, 0], mask[:, 0])
+    )
     def no_heads(a: Answers) -> str | None:
         return _check_pair(a["no_heads"], q[:, 0], k[:, 0], v[:, 0], mask[:, 0])
 
@@ -345,9 +302,7 @@ def causal_mask_task(t: Task) -> None:
     for n in (T, 2, 1):
         t.query(f"seq_len_{n}", n)
 
-    @t.property("returns a (seq_len, seq_len) torch.bool tensor", on=f"seq_len={T}")
-    def shape_dtype(a: Answers) -> str | None:
-        return expect_tensor(a[f"seq_len_{T}"], (T, T), torch.bool)
+    t.shape("returns a (seq_len, seq_len) torch.bool tensor", f"seq_len_{T}", (T, T), torch.bool, on=f"seq_len={T}")
 
     @t.property("True exactly on and below the diagonal (equals torch.tril)", on=f"seq_len={T}, 2, 1")
     def values(a: Answers) -> str | None:
@@ -393,13 +348,11 @@ def padding_mask_task(t: Task) -> None:
     t.query("edge", edge, max_len)
     t.error_hint(".", "this input has a sequence of length 0: no real token at all, only padding", query="edge")
 
-    @t.property("returns a (B, 1, 1, max_len) torch.bool tensor", on=on)
-    def shape_dtype(a: Answers) -> str | None:
-        hints = {
-            (B, max_len): "it needs singleton axes for heads and queries to broadcast against (B, h, L_q, L_k)",
-            (B, 1, max_len, 1): "padding hides keys, so positions belong on the last (key) axis",
-        }
-        return expect_tensor(a["lengths"], (B, 1, 1, max_len), torch.bool, hints)
+    hints = {
+        (B, max_len): "it needs singleton axes for heads and queries to broadcast against (B, h, L_q, L_k)",
+        (B, 1, max_len, 1): "padding hides keys, so positions belong on the last (key) axis",
+    }
+    t.shape("returns a (B, 1, 1, max_len) torch.bool tensor", "lengths", (B, 1, 1, max_len), torch.bool, hints, on=on)
 
     @t.property("True at real tokens (position < length), False at padding", on=on)
     def values(a: Answers) -> str | None:

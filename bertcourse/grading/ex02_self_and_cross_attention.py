@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
+from bertcourse.grading.kit import attend, attention_oracle, leaks, output_and_weights
 
 __all__ = ["EXERCISE", "check_cross_attention", "check_self_attention"]
 
@@ -25,41 +25,17 @@ B, T, S, D, D_K, D_V = 2, 4, 6, 6, 4, 3
 """Batch, query length, context length, model width, query/key size, value size: all different."""
 
 
-def _attend(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None = None,
-    scale: float | None = None,
-    dim: int = -1,
-    fill=-math.inf,
-) -> tuple[Tensor, Tensor]:
+def _attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, scale: float | None = None, dim: int = -1,
+            fill: float = -math.inf) -> tuple[Tensor, Tensor]:  # fmt: skip
     """(output, weights) of softmax(q k^T * scale) v; the knobs reproduce the usual mistakes."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = q @ k.transpose(-2, -1) * scale  # (B, L_q, d_k) @ (B, d_k, L_k) -> (B, L_q, L_k)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, fill)
-    weights = torch.softmax(scores, dim=dim)
-    return weights @ v, weights  # (B, L_q, L_k) @ (B, L_k, d_v) -> (B, L_q, d_v)
-
-
-def _oracle(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The framework's answer: PyTorch's fused attention for the output, softmax(q k^T / sqrt(d_k)) for the weights."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), _attend(q, k, v, mask)[1]
-
-
-def _pair(result: object) -> tuple[object, object]:
-    """Unpack the learner's ``(output, weights)``; a non-pair comes back as (it, None)."""
-    if isinstance(result, tuple) and len(result) == 2:
-        return result[0], result[1]
-    return result, None
+    return attend(q, k, v, mask, scale, dim, fill, zero_empty=False)
 
 
 def _judge_pair(
     result: object, expected: tuple[Tensor, Tensor], mistakes: list[tuple[str, tuple[Tensor, Tensor]]]
 ) -> str | None:
     """Compare (output, weights) with the oracle; the hint of the first mistake whose output *and* weights match."""
-    output, weights = _pair(result)
+    output, weights = output_and_weights(result)
     if weights is None:
         return f"expected a pair (output, weights), got {type(output).__name__}"
     problems = [compare(weights, expected[1]), compare(output, expected[0])]
@@ -141,9 +117,13 @@ def self_attention_task(t: Task) -> None:
         x2[:, j] += 1.0  # change token j only
         t.query(f"causal_changed_{j}", x2, w_q, w_k, w_v, mask=causal)
 
-    @t.property("returns (output (B, T, d_v), weights (B, T, T)), keeping float32", on=on.replace("float64", "float32"))
+    @t.property(
+        "returns (output (B, T, d_v), weights (B, T, T)), keeping float32",
+        on=on.replace("float64", "float32"),
+        gated=True,
+    )
     def shapes(a: Answers) -> str | None:
-        output, weights = _pair(a["float32"])
+        output, weights = output_and_weights(a["float32"])
         if weights is None:
             return f"expected a pair (output, weights), got {type(output).__name__}"
         problem = expect_tensor(weights, (B, T, T), torch.float32)
@@ -167,33 +147,33 @@ def self_attention_task(t: Task) -> None:
             ("the weights are applied to x itself, not to the values x @ w_v", _attend(q, k, x)),
             (
                 "the weights are transposed: row i must hold query i's weights over the keys",
-                (_oracle(q, k, v)[0], _oracle(q, k, v)[1].transpose(-2, -1)),
+                (attention_oracle(q, k, v)[0], attention_oracle(q, k, v)[1].transpose(-2, -1)),
             ),
         ]
-        return _judge_pair(a["plain"], _oracle(q, k, v), mistakes)
+        return _judge_pair(a["plain"], attention_oracle(q, k, v), mistakes)
 
     @t.property("a boolean (B, T, T) mask hides keys (True = may attend)", on=f"{on}, mask (B, T, T)")
     def masked(a: Answers) -> str | None:
         mistakes = [*_mask_mistakes(q, k, v, mask), *_scale_mistakes(q, k, v, mask, D)]
-        return _judge_pair(a["masked"], _oracle(q, k, v, mask), mistakes)
+        return _judge_pair(a["masked"], attention_oracle(q, k, v, mask), mistakes)
 
     @t.property(
         "a (B, 1, T) key-padding mask broadcasts: padded tokens get no weight",
         on=f"{on}, lengths {lengths.tolist()} as a (B, 1, T) mask",
     )
     def broadcast(a: Answers) -> str | None:
-        return _judge_pair(a["key_padding"], _oracle(q, k, v, key_padding), _mask_mistakes(q, k, v, key_padding))
+        return _judge_pair(
+            a["key_padding"], attention_oracle(q, k, v, key_padding), _mask_mistakes(q, k, v, key_padding)
+        )
 
     @t.property("with a causal (T, T) mask, changing a token never moves an earlier output", on=f"{on}, causal mask")
     def causal_behaviour(a: Answers) -> str | None:
-        base, _ = _pair(a["causal"])
-        for j in range(1, T):
-            moved, _ = _pair(a[f"causal_changed_{j}"])
-            if type(base) is not Tensor or type(moved) is not Tensor or base.shape != moved.shape or base.dim() != 3:
-                return "the output is not a (B, T, d_v) tensor"
-            leak = (moved.double() - base.double())[:, :j].abs().amax()  # queries before j may not see token j
-            if not leak <= 1e-9:
-                return f"changing token {j} moved an earlier position's output (by {leak.item():.3g}): the mask leaks"
+        base = output_and_weights(a["causal"])[0]
+        changed = [output_and_weights(a[f"causal_changed_{j}"])[0] for j in range(1, T)]
+        problem = leaks(base, changed, lambda diff, j: diff[:, :j], "token")
+        if problem or base.dim() != 3:
+            return problem or "the output is not a (B, T, d_v) tensor"
+        for j, moved in enumerate(changed, start=1):
             if not (moved.double() - base.double())[:, j].abs().amax() > 1e-9:
                 return f"changing token {j} did not move its own output: does each position read itself?"
         return None
@@ -242,9 +222,11 @@ def cross_attention_task(t: Task) -> None:
     x_changed[:, 1] += 1.0  # query position 1 only
     t.query("query_changed", x_changed, context, w_q, w_k, w_v)
 
-    @t.property("returns (output (B, T, d_v), weights (B, T, S)), keeping float32", on=f"{on}, float32 (T != S)")
+    @t.property(
+        "returns (output (B, T, d_v), weights (B, T, S)), keeping float32", on=f"{on}, float32 (T != S)", gated=True
+    )
     def shapes(a: Answers) -> str | None:
-        output, weights = _pair(a["float32"])
+        output, weights = output_and_weights(a["float32"])
         if weights is None:
             return f"expected a pair (output, weights), got {type(output).__name__}"
         hints = {
@@ -261,7 +243,7 @@ def cross_attention_task(t: Task) -> None:
 
     @t.property("equals softmax((x W_q)(C W_k)^T / sqrt(d_k)) (C W_v)", on=f"{on}, float64")
     def plain(a: Answers) -> str | None:
-        return _judge_pair(a["plain"], _oracle(q, k, v), _scale_mistakes(q, k, v, None, D))
+        return _judge_pair(a["plain"], attention_oracle(q, k, v), _scale_mistakes(q, k, v, None, D))
 
     @t.property("keys and values come from the context, queries from x", on=f"{on_same} (T == S), float64")
     def sources(a: Answers) -> str | None:
@@ -278,11 +260,11 @@ def cross_attention_task(t: Task) -> None:
                 _attend(context @ w_q, k_x, v),
             ),
         ]
-        return _judge_pair(a["same_length"], _oracle(q_same, k, v), mistakes)
+        return _judge_pair(a["same_length"], attention_oracle(q_same, k, v), mistakes)
 
     @t.property("a (B, S) context_mask of 1/0 or booleans hides padded context tokens", on=masked_on)
     def masked(a: Answers) -> str | None:
-        expected = _oracle(q, k, v, keys)
+        expected = attention_oracle(q, k, v, keys)
         mistakes = [*_mask_mistakes(q, k, v, keys), *_scale_mistakes(q, k, v, keys, D)]
         for name in ("masked_int", "masked_bool"):
             problem = _judge_pair(a[name], expected, mistakes)
@@ -304,16 +286,16 @@ def cross_attention_task(t: Task) -> None:
             ),
             *_mask_mistakes(q_same, k, v, real[:, None, :]),
         ]
-        return _judge_pair(a["same_length_masked"], _oracle(q_same, k, v, real[:, None, :]), mistakes)
+        return _judge_pair(a["same_length_masked"], attention_oracle(q_same, k, v, real[:, None, :]), mistakes)
 
     @t.property(
         "changing padded context tokens moves no output; changing a real one does",
         on=f"{masked_on}, change one context token",
     )
     def padding_behaviour(a: Answers) -> str | None:
-        base, _ = _pair(a["masked_bool"])
-        pad, _ = _pair(a["pad_changed"])
-        moved, _ = _pair(a["real_changed"])
+        base, _ = output_and_weights(a["masked_bool"])
+        pad, _ = output_and_weights(a["pad_changed"])
+        moved, _ = output_and_weights(a["real_changed"])
         if any(type(o) is not Tensor or o.shape != (B, T, D_V) for o in (base, pad, moved)):
             return f"the output is not a (B, T, d_v) = {(B, T, D_V)} tensor"
         leak = (pad.double() - base.double()).abs().amax()
@@ -325,8 +307,8 @@ def cross_attention_task(t: Task) -> None:
 
     @t.property("each query's output depends on its own position of x only", on=f"{on}, change x at position 1")
     def query_independence(a: Answers) -> str | None:
-        base, _ = _pair(a["plain"])
-        moved, _ = _pair(a["query_changed"])
+        base, _ = output_and_weights(a["plain"])
+        moved, _ = output_and_weights(a["query_changed"])
         if any(type(o) is not Tensor or o.shape != (B, T, D_V) for o in (base, moved)):
             return f"the output is not a (B, T, d_v) = {(B, T, D_V)} tensor"
         change = (moved.double() - base.double()).abs().amax(dim=(0, 2))  # (T,)

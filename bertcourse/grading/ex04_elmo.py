@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, expect_tensor, randn
+from bertcourse.grading.kit import unpack
 
 __all__ = ["EXERCISE", "check_lstm_cell", "check_reverse_padded", "check_scalar_mix"]
 
@@ -96,13 +97,6 @@ def _torch_cell(
     return h_new, c_new
 
 
-def _pair(result: object) -> tuple[object, object] | None:
-    """The learner's ``(h_new, c_new)``, or None if the result is not a pair."""
-    if isinstance(result, (tuple, list)) and len(result) == 2:
-        return result[0], result[1]
-    return None
-
-
 @EXERCISE.task("lstm_cell", points=4)
 def lstm_cell_task(t: Task) -> None:
     x, h, c = randn(B, D, seed=40), randn(B, H, seed=41), randn(B, H, seed=42) * 2  # non-zero states
@@ -117,10 +111,12 @@ def lstm_cell_task(t: Task) -> None:
         "weight_ih is stored as (4H, D) and weight_hh as (4H, H), like nn.Linear's weight (output, input)",
     )
 
-    @t.property("returns a pair (h_new, c_new) of tensors (B, H) of the input's dtype", on=f"{on}, and float32")
+    @t.property(
+        "returns a pair (h_new, c_new) of tensors (B, H) of the input's dtype", on=f"{on}, and float32", gated=True
+    )
     def shapes(a: Answers) -> str | None:
         for query, dtype in (("step", torch.float64), ("float32", torch.float32)):
-            pair = _pair(a[query])
+            pair = unpack(a[query])
             if pair is None:
                 return f"expected a pair (h_new, c_new), got {type(a[query]).__name__}"
             for name, value in zip(("h_new", "c_new"), pair, strict=True):
@@ -130,7 +126,7 @@ def lstm_cell_task(t: Task) -> None:
         return None
 
     def judge_part(a: Answers, index: int, expected: Tensor) -> str | None:
-        pair = _pair(a["step"])
+        pair = unpack(a["step"])
         if pair is None:
             return "expected a pair (h_new, c_new)"
         if compare(pair[1], expected_h) is None and compare(pair[0], expected_c) is None:
@@ -145,15 +141,8 @@ def lstm_cell_task(t: Task) -> None:
     def hidden_state(a: Answers) -> str | None:
         return judge_part(a, 0, expected_h)
 
-    @t.property("leaves its inputs unchanged", on=on)
-    def inputs_unchanged(a: Answers) -> str | None:
-        after = a.inputs_after("step")
-        for name, before, now in zip(
-            ("x", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh"), args, after, strict=True
-        ):
-            if compare(now, before) is not None:
-                return f"your function modified {name} in place"
-        return None
+    names = ("x", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    t.unchanged("step", dict(zip(names, args, strict=True)), on=on)
 
 
 check_lstm_cell = EXERCISE.check("lstm_cell")
@@ -197,7 +186,7 @@ def reverse_padded_task(t: Task) -> None:
         r"out of bounds|out of range", "an index falls past the end of a row: check the index of the last real token"
     )
 
-    @t.property("returns a tensor of x's shape and dtype", on=on)
+    @t.property("returns a tensor of x's shape and dtype", on=on, gated=True)
     def shape_dtype(a: Answers) -> str | None:
         return expect_tensor(a["x"], tuple(x.shape), x.dtype)
 
@@ -226,7 +215,7 @@ def reverse_padded_task(t: Task) -> None:
                 return f"on {query} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}: {problem}"
         return None
 
-    @t.property("returns a new tensor and leaves x and lengths unchanged", on=on)
+    @t.property("returns a new tensor and leaves x and lengths unchanged", on=on, gated=True)
     def inputs_unchanged(a: Answers) -> str | None:
         x_after, lengths_after = a.inputs_after("x")
         if compare(x_after, x) is not None:
@@ -269,7 +258,7 @@ def scalar_mix_task(t: Task) -> None:
     t.query("tensor_gamma", layers, w, torch.tensor(0.5, dtype=torch.float64))
     s = torch.softmax(w, dim=0)
 
-    @t.property("returns a (B, T, D) tensor of the layers' dtype", on=f"{on}, gamma 1.0")
+    @t.property("returns a (B, T, D) tensor of the layers' dtype", on=f"{on}, gamma 1.0", gated=True)
     def shape_dtype(a: Answers) -> str | None:
         hints = {(L, 2, 4, 5): "the weighted layers were not summed over the layer axis"}
         return expect_tensor(a["gamma1"], (2, 4, 5), torch.float64, hints)
@@ -297,12 +286,7 @@ def scalar_mix_task(t: Task) -> None:
                 return f"with gamma {gamma}: {problem}"
         return None
 
-    @t.property("leaves its inputs unchanged", on=on)
-    def inputs_unchanged(a: Answers) -> str | None:
-        layers_after, w_after, _ = a.inputs_after("gamma1")
-        if compare(layers_after, layers) is not None or compare(w_after, w) is not None:
-            return "your function modified layers or weights in place"
-        return None
+    t.unchanged("gamma1", {"layers": layers, "weights": w}, on=on)
 
 
 check_scalar_mix = EXERCISE.check("scalar_mix")

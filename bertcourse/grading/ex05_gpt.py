@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bertcourse.gpt import GPT, GPTConfig
+from bertcourse.grading import kit
 from bertcourse.grading.codec import Seed
 from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
 
@@ -55,7 +56,7 @@ def causal_lm_loss_task(t: Task) -> None:
     t.query("masked", logits, ids, attention_mask=mask)
     t.query("masked_noise", noisy_logits, noisy_ids, attention_mask=mask)
 
-    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits (3, 6, 11)")
+    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits (3, 6, 11)", gated=True)
     def scalar(a: Answers) -> str | None:
         hints = {
             (B, T - 1): "one loss per position: average them",
@@ -74,7 +75,7 @@ def causal_lm_loss_task(t: Task) -> None:
             ),
             ("summed over the targets instead of averaged", _ce(logits[:, :-1], ids[:, 1:], reduction="sum")),
         ]
-        return compare(_value(a["plain"]), expected, mistakes)
+        return compare(kit.scalar(a["plain"]), expected, mistakes)
 
     target_kept = mask[:, 1:]  # (B, T-1): a target counts when the token it names is real
 
@@ -97,21 +98,14 @@ def causal_lm_loss_task(t: Task) -> None:
             ),
             ("averaged per sequence, then over the batch: average over all counted targets at once", per_sequence),
         ]
-        return compare(_value(a["masked"]), expected, mistakes)
+        return compare(kit.scalar(a["masked"]), expected, mistakes)
 
-    @t.property("padded tokens and their logits do not change the loss", on=f"{on_mask}, padding changed")
+    @t.property("padded tokens and their logits do not change the loss", on=f"{on_mask}, padding changed", gated=True)
     def padding_invariant(a: Answers) -> str | None:
-        before, after = _value(a["masked"]), _value(a["masked_noise"])
+        before, after = kit.scalar(a["masked"]), kit.scalar(a["masked_noise"])
         if compare(after, before) is None:
             return None
         return "changing the ids or logits at padded positions changed your loss: padding still takes part"
-
-
-def _value(x: object) -> object:
-    """A 0-d or 1-element tensor as a float64 0-d tensor (shape is judged by its own property)."""
-    if type(x) is Tensor and x.numel() == 1 and x.is_floating_point():
-        return x.detach().double().reshape(())
-    return x
 
 
 check_causal_lm_loss = EXERCISE.check("causal_lm_loss")
@@ -139,7 +133,7 @@ def top_k_filter_task(t: Task) -> None:
     t.query("float32", logits.float(), 3)
     t.query("in_place", logits, 3, keep_inputs=True)
 
-    @t.property("returns a tensor of the input's shape and dtype", on="logits (3, 8) float32, k=3")
+    @t.property("returns a tensor of the input's shape and dtype", on="logits (3, 8) float32, k=3", gated=True)
     def shape(a: Answers) -> str | None:
         return expect_tensor(a["float32"], (3, 8), torch.float32, {(3, 3): "return all V entries, not only the top k"})
 
@@ -174,14 +168,7 @@ def top_k_filter_task(t: Task) -> None:
         problem = compare(a["k_all"], logits)
         return f"with k=V=8 nothing should be filtered: {problem}" if problem else None
 
-    @t.property("leaves its input unchanged", on=on)
-    def input_unchanged(a: Answers) -> str | None:
-        (after, _) = a.inputs_after("in_place")
-        return (
-            None
-            if compare(after, logits) is None
-            else "your function modified logits in place (use masked_fill, not masked_fill_)"
-        )
+    t.unchanged("in_place", {"logits": logits}, on=on, hint="masked_fill_ writes into its tensor")
 
 
 check_top_k_filter = EXERCISE.check("top_k_filter")
@@ -242,7 +229,7 @@ def sample_next_token_task(t: Task) -> None:
     argmax = torch.zeros(6, dtype=torch.float64)
     argmax[0] = 1.0
 
-    @t.property("returns one int64 token id per row", on="logits (4, 7), generator")
+    @t.property("returns one int64 token id per row", on="logits (4, 7), generator", gated=True)
     def shape(a: Answers) -> str | None:
         hints = {(4, 1): "squeeze the sample axis: one id per row, shape (B,)"}
         return expect_tensor(a["shape"], (4,), torch.int64, hints)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bertcourse.grading import kit
 from bertcourse.grading.codec import Seed
 from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
 
@@ -79,7 +80,7 @@ def mask_tokens_task(t: Task) -> None:
     def get(a: Answers, name: str) -> tuple[Tensor, Tensor]:
         return _pair(a, name, (50 if name.startswith("seed") else 400, 40))
 
-    @t.property("returns (inputs, labels), two int64 tensors shaped like input_ids", on=on)
+    @t.property("returns (inputs, labels), two int64 tensors shaped like input_ids", on=on, gated=True)
     def shape(a: Answers) -> str | None:
         try:
             get(a, "main")
@@ -87,7 +88,7 @@ def mask_tokens_task(t: Task) -> None:
             return str(why)
         return None
 
-    @t.property("leaves input_ids unchanged", on=on)
+    @t.property("leaves input_ids unchanged", on=on, gated=True)
     def input_unchanged(a: Answers) -> str | None:
         after = a.inputs_after("main")[0]
         return None if compare(after, ids) is None else "your function modified input_ids in place: work on a copy"
@@ -203,13 +204,6 @@ check_mask_tokens = EXERCISE.check("mask_tokens")
 # ------------------------------------------------------------------------------------------ masked_lm_loss
 
 
-def _scalar(x: object) -> object:
-    """A 1-element float tensor as a float64 0-d tensor (its shape is judged by its own property)."""
-    if type(x) is Tensor and x.numel() == 1 and x.is_floating_point():
-        return x.detach().double().reshape(())
-    return x
-
-
 @EXERCISE.task("masked_lm_loss", points=2)
 def masked_lm_loss_task(t: Task) -> None:
     B, T, V = 3, 7, 13
@@ -225,7 +219,7 @@ def masked_lm_loss_task(t: Task) -> None:
     t.query("noise", noisy, labels)
     on = "logits (3, 7, 13) float64, labels (3, 7) with -100 at about 60% of the positions"
 
-    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits")
+    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits", gated=True)
     def scalar(a: Answers) -> str | None:
         return expect_tensor(
             a["float32"], (), torch.float32, {(B, T): "one loss per position: average the counted ones"}
@@ -233,7 +227,7 @@ def masked_lm_loss_task(t: Task) -> None:
 
     @t.property("the mean cross-entropy over the positions whose label is not -100", on=on)
     def value(a: Answers) -> str | None:
-        got = _scalar(a["main"])
+        got = kit.scalar(a["main"])
         expected = F.cross_entropy(logits[keep], labels[keep])
         mistakes = [
             (
@@ -255,9 +249,11 @@ def masked_lm_loss_task(t: Task) -> None:
         ]
         return compare(got, expected, mistakes)
 
-    @t.property("logits at positions labelled -100 do not change the loss", on=f"{on}, those logits changed")
+    @t.property(
+        "logits at positions labelled -100 do not change the loss", on=f"{on}, those logits changed", gated=True
+    )
     def ignored(a: Answers) -> str | None:
-        if compare(_scalar(a["noise"]), _scalar(a["main"])) is None:
+        if compare(kit.scalar(a["noise"]), kit.scalar(a["main"])) is None:
             return None
         return "changing the logits where the label is -100 changed your loss: those positions must not take part"
 
@@ -295,7 +291,7 @@ def nsp_input_task(t: Task) -> None:
             return "return a pair (input_ids, token_type_ids)"
         return out[0], out[1]
 
-    @t.property("returns two 1-D int64 tensors of length len(A) + len(B) + 3", on=on)
+    @t.property("returns two 1-D int64 tensors of length len(A) + len(B) + 3", on=on, gated=True)
     def shape(a: Answers) -> str | None:
         for name, (ta, tb) in cases.items():
             got = two(a, name)

@@ -1,10 +1,11 @@
 """Checks for exercise 07 (fine-tuning): mean pooling, the warm-up + cosine schedule, accuracy by group.
 
-Oracles: ``bertcourse.heads.mean_pool`` (the pooling of the course's ``SequenceClassifier``), the
-schedule's closed form, and counts over the items. Inputs break symmetries: sequences of different
-lengths (one of them all padding), a hidden size unlike the length, a min_lr above 0, groups of
-unequal sizes (so the mean of the groups' accuracies differs from the overall one). Pooling is also
-judged by behaviour: changing a padded position must not move the result.
+Oracles: the masked mean written out with tensor sums (never the course's
+``heads.mean_pool``, which the learner is asked to write), the schedule's closed form, and counts
+over the items. Inputs break symmetries: sequences of different lengths (one of them all padding), a
+hidden size unlike the length, a min_lr above 0, groups of unequal sizes (so the mean of the groups'
+accuracies differs from the overall one). Pooling is also judged by behaviour: changing a padded
+position must not move the result.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
-from bertcourse.heads import mean_pool as oracle_mean_pool
+from bertcourse.grading.framework import Answers, Exercise, Task, compare, randn
+from bertcourse.grading.kit import as_number, compare_all
 
 __all__ = ["EXERCISE", "check_accuracy_by_group", "check_mean_pool", "check_warmup_cosine_lr"]
 
 EXERCISE = Exercise("07_fine_tuning.ipynb")
 
 # ---------------------------------------------------------------------------------------------- mean_pool
+
+
+def oracle_mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    """The mean of ``hidden`` (B, T, H) over the positions where ``attention_mask`` (B, T) is set; zeros for none."""
+    m = attention_mask.to(hidden.dtype)[..., None]  # (B, T, 1)
+    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, H) / (B, 1)
 
 
 def _mask(lengths: Sequence[int], T: int) -> Tensor:
@@ -49,10 +56,9 @@ def mean_pool_task(t: Task) -> None:
         "attention_mask (B, T) and hidden (B, T, H) do not line up: broadcasting aligns the *last* axes",
     )
 
-    @t.property("returns a (B, H) tensor of hidden's dtype", on="hidden (3, 5, 4) float32")
-    def shape_dtype(a: Answers) -> str | None:
-        hints = {(B,): "the mean was taken over the hidden axis too", (T, H): "the batch axis was averaged away"}
-        return expect_tensor(a["float32"], (B, H), torch.float32, hints)
+    hints = {(B,): "the mean was taken over the hidden axis too", (T, H): "the batch axis was averaged away"}
+    t.shape("returns a (B, H) tensor of hidden's dtype", "float32", (B, H), torch.float32, hints,
+            on="hidden (3, 5, 4) float32")  # fmt: skip
 
     @t.property("averages each sequence over its real tokens only", on=on)
     def values(a: Answers) -> str | None:
@@ -75,9 +81,8 @@ def mean_pool_task(t: Task) -> None:
             return None
         return "changing the hidden states at padded positions changed the result: padding leaks into the mean"
 
-    @t.property("takes a boolean attention_mask too", on="the same input, attention_mask as torch.bool")
-    def bool_mask(a: Answers) -> str | None:
-        return compare(a["bool_mask"], oracle_mean_pool(hidden, mask))
+    t.equals("takes a boolean attention_mask too", "bool_mask", oracle_mean_pool(hidden, mask),
+             on="the same input, attention_mask as torch.bool")  # fmt: skip
 
     @t.property("a sequence with no real token gives zeros, not NaN", on="hidden (2, 5, 4), lengths 4 and 0")
     def empty_row(a: Answers) -> str | None:
@@ -86,12 +91,7 @@ def mean_pool_task(t: Task) -> None:
             return "0 / 0: a row without tokens divides by a count of 0 (NaN); the course's convention is zeros"
         return compare(got, oracle_mean_pool(empty_hidden, empty_mask))
 
-    @t.property("leaves its inputs unchanged", on=on)
-    def inputs_unchanged(a: Answers) -> str | None:
-        after_hidden, after_mask = a.inputs_after("plain")
-        if compare(after_hidden, hidden) is None and compare(after_mask, mask) is None:
-            return None
-        return "your function modified hidden or attention_mask in place (hidden *= ..., masked_fill_)"
+    t.unchanged("plain", {"hidden": hidden, "attention_mask": mask}, on=on, hint="hidden *= ..., masked_fill_")
 
 
 check_mean_pool = EXERCISE.check("mean_pool")
@@ -109,33 +109,11 @@ def _lr(step: float, warmup: int, total: int, peak: float, min_lr: float = 0.0) 
     return min_lr + (peak - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _number(value: object) -> object:
-    """A 0-d tensor read as a float (the type is judged by its own property); anything else as it is."""
-    if type(value) is Tensor and value.numel() == 1 and value.is_floating_point():
-        return float(value)
-    return value
-
-
 def _schedule(a: Answers, steps: Sequence[int], key: str) -> list[object]:
-    return [_number(a[f"{key}{s}"]) for s in steps]
+    return [as_number(a[f"{key}{s}"]) for s in steps]
 
 
-def _compare_schedule(got: list[object], expected: list[float], mistakes: list[tuple[str, list[float]]]) -> str | None:
-    """None if every value matches; else the hint of the mistake that reproduces all of them, else the first miss."""
-
-    def same(xs: list[object], ys: list[float]) -> bool:
-        return all(compare(x, y, rtol=1e-6, atol=1e-12) is None for x, y in zip(xs, ys, strict=True))
-
-    if same(got, expected):
-        return None
-    for hint, wrong in mistakes:
-        if same(got, wrong):
-            return hint
-    for x, y in zip(got, expected, strict=True):
-        problem = compare(x, y, rtol=1e-6, atol=1e-12)
-        if problem:
-            return problem
-    return None
+_compare_schedule = compare_all
 
 
 W, TOTAL, PEAK, MIN = 10, 50, 3e-3, 1e-4
@@ -154,7 +132,7 @@ def warmup_cosine_lr_task(t: Task) -> None:
         t.query(f"nowarm{s}", s, 0, 20, PEAK)
     t.error_hint("ZeroDivisionError", "with warmup_steps=0 there is no warm-up phase to divide by", query="nowarm0")
 
-    @t.property("returns a Python float", on=f"step 4, {setting}")
+    @t.property("returns a Python float", on=f"step 4, {setting}", gated=True)
     def is_float(a: Answers) -> str | None:
         got = a["zero4"]
         if isinstance(got, float):
@@ -249,21 +227,9 @@ def _compare_dict(
     """Compare the values under ``keys`` (missing keys and wrong types are judged elsewhere)."""
     if not isinstance(got, dict):
         return f"expected a dict, got {type(got).__name__}"
-    values = {k: _number(got.get(k)) for k in keys}
-
-    def same(ref: dict[str, float]) -> bool:
-        return all(compare(values[k], ref[k], rtol=1e-9, atol=1e-12) is None for k in keys)
-
-    if same(expected):
-        return None
-    for hint, wrong in mistakes:
-        if same(wrong):
-            return hint
-    for k in keys:
-        problem = compare(values[k], expected[k], rtol=1e-9, atol=1e-12)
-        if problem:
-            return f"group {k!r}: {problem}"
-    return None
+    wrong = [(hint, [ref[k] for k in keys]) for hint, ref in mistakes]
+    labels = [f"group {k!r}" for k in keys]
+    return compare_all([as_number(got.get(k)) for k in keys], [expected[k] for k in keys], wrong, labels, rtol=1e-9)
 
 
 @EXERCISE.task("accuracy_by_group", points=3)
@@ -276,7 +242,7 @@ def accuracy_by_group_task(t: Task) -> None:
     expected = _accuracies(PREDICTIONS, LABELS, GROUPS)
     groups = [g for g in expected if g != "all"]
 
-    @t.property('returns a dict: one key per group, plus "all", float values', on=on)
+    @t.property('returns a dict: one key per group, plus "all", float values', on=on, gated=True)
     def keys(a: Answers) -> str | None:
         got = a["main"]
         if not isinstance(got, dict):
@@ -315,11 +281,7 @@ def accuracy_by_group_task(t: Task) -> None:
     def single(a: Answers) -> str | None:
         return _compare_dict(a["one_group"], _accuracies(PREDICTIONS[:5], LABELS[:5], one_group), [], ["x", "all"])
 
-    @t.property("leaves its inputs unchanged", on=on)
-    def inputs_unchanged(a: Answers) -> str | None:
-        after = a.inputs_after("main")
-        same = [compare(after[0], PREDICTIONS), compare(after[1], LABELS), compare(after[2], GROUPS)]
-        return None if all(s is None for s in same) else "your function modified predictions, labels or groups"
+    t.unchanged("main", {"predictions": PREDICTIONS, "labels": LABELS, "groups": GROUPS}, on=on)
 
 
 check_accuracy_by_group = EXERCISE.check("accuracy_by_group")

@@ -1,7 +1,7 @@
 """Checks for exercise 08 (influence): ``influence_matrix(fn, x)`` on the three course models.
 
 The learner's function gets ``fn``, a course model's ``encode`` as a function of the input token
-embeddings (built in the kernel from the model the query carries, by :data:`MODEL_FUNCTIONS`), and
+embeddings (built in the kernel from the model the query carries, by :mod:`~bertcourse.grading.model_functions`), and
 ``x``, the real embeddings (T, D). The oracle is the full autograd Jacobian (T, H, T, D) of the same
 function in the grader's own process, reduced to Frobenius norms. Visibility is judged by behaviour:
 GPT's matrix must be lower-triangular, BERT's full, ELMo's forward half lower- and its backward half
@@ -21,28 +21,13 @@ from bertcourse.experiments.influence import embedding_function
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.grading.codec import ModelFunction
 from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare
+from bertcourse.grading.kit import as_float64
+from bertcourse.grading.model_functions import INPUT_IDS, PARTS
 
-__all__ = ["EXERCISE", "MODEL_FUNCTIONS", "check_influence_matrix"]
+__all__ = ["EXERCISE", "check_influence_matrix"]
 
 EXERCISE = Exercise("08_head_to_head.ipynb")
 VOCAB, T = 40, 5
-INPUT_IDS = torch.tensor([[2, 17, 5, 29, 3]])  # (1, T): one sequence, "[CLS] w w w [SEP]"-like ids
-
-
-def _function(part: str) -> Callable[[nn.Module], Callable[[Tensor], Tensor]]:
-    """A builder: model -> fn, its encode() of INPUT_IDS as a function of the token embeddings (T, D) -> (T, H)."""
-
-    def build(model: nn.Module) -> Callable[[Tensor], Tensor]:
-        return embedding_function(model, INPUT_IDS, part)[0]
-
-    return build
-
-
-PARTS = {"encode": "all", "elmo_forward": "forward", "elmo_backward": "backward"}  # function -> part of the states
-MODEL_FUNCTIONS: dict[str, Callable[[nn.Module], Callable[[Tensor], Tensor]]] = {
-    name: _function(part) for name, part in PARTS.items()
-}
-"""The functions a query may carry (see :class:`~bertcourse.grading.codec.ModelFunction`)."""
 
 
 def _models() -> dict[str, nn.Module]:
@@ -106,14 +91,14 @@ def influence_matrix_task(t: Task) -> None:
     for query, (model, part, _) in CASES.items():
         x, J = _jacobian(models[model], part)
         inputs[query] = (x, J)
-        t.query(query, ModelFunction("ex08_head_to_head", part, models[model]), x)
+        t.query(query, ModelFunction("model_functions", part, models[model]), x)
 
     def value(query: str) -> Callable[[Answers], str | None]:
         J = inputs[query][1]
         expected = J.pow(2).sum(dim=(1, 3)).sqrt()
-        return lambda a: compare(_float(a[query]), expected, lambda: _mistakes(J), rtol=1e-4, atol=1e-6)
+        return lambda a: compare(as_float64(a[query]), expected, lambda: _mistakes(J), rtol=1e-4, atol=1e-6)
 
-    @t.property("returns a (T, T) floating-point tensor", on=CASES["bert"][2])
+    @t.property("returns a (T, T) floating-point tensor", on=CASES["bert"][2], gated=True)
     def shape_dtype(a: Answers) -> str | None:
         got = a["bert"]
         if type(got) is not Tensor:
@@ -130,7 +115,7 @@ def influence_matrix_task(t: Task) -> None:
 
     @t.property("GPT: lower-triangular, no influence from later tokens", on=CASES["gpt"][2])
     def gpt(a: Answers) -> str | None:
-        got = _float(a["gpt"])
+        got = as_float64(a["gpt"])
         upper = type(got) is Tensor and got.shape == (T, T) and got.is_floating_point()
         if upper and torch.triu(got, diagonal=1).abs().max() > 1e-6 >= torch.tril(got, diagonal=-1).abs().max():
             return "GPT's matrix is upper-triangular: output i must be a row, input j a column"
@@ -144,11 +129,6 @@ def influence_matrix_task(t: Task) -> None:
             if problem:
                 return f"{side} half: {problem}"
         return None
-
-
-def _float(value: object) -> object:
-    """A tensor in float64 for comparison with the float64 oracle (its dtype is judged on its own)."""
-    return value.double() if type(value) is Tensor and value.is_floating_point() else value
 
 
 check_influence_matrix = EXERCISE.check("influence_matrix")

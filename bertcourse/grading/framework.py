@@ -13,10 +13,14 @@ the property holds, else a hint that names the mistake, never the fix (:func:`co
 ``(hint, what that mistake returns)`` pairs, computed with framework oracles on the same inputs, does
 most of this). One property per thing that can go wrong: a bug should fail the properties it breaks,
 not all of them (so check shape and dtype in one property, and judge values apart from the shape in
-the others; :func:`expect_tensor` is the shape-and-dtype property). ``t.error_hint(regex, hint)``
-adds a hint when the function raises and the regex matches its exception, line or warnings (e.g.
-``k.T`` on a 4-D tensor). A ``ModelFunction(module, name, model)`` is rebuilt on the other side as
-``MODEL_FUNCTIONS[name](model)`` from your module's ``MODEL_FUNCTIONS`` dict. Behaviour (perturb a
+the others; :func:`expect_tensor` is the shape-and-dtype property). The one-line forms
+``t.equals``, ``t.shape`` and ``t.unchanged`` cover most properties (:mod:`~bertcourse.grading.kit`
+has them, and the shared oracles); declare a property that a constant answer could pass (a shape,
+a type, an invariance) with ``gated=True``: it then counts only beside a value property that passed.
+``t.error_hint(regex, hint)`` adds a hint when the function raises and the regex matches its
+exception, line or warnings (e.g. ``k.T`` on a 4-D tensor). A ``ModelFunction("model_functions",
+name, model)`` is rebuilt in the kernel as ``MODEL_FUNCTIONS[name](model)`` of
+:mod:`~bertcourse.grading.model_functions` (the kernel cannot see the exercise modules). Behaviour (perturb a
 future token, rates over many seeds) is just more queries. Then
 ``check_<function> = EXERCISE.check("<function>")`` at module level; the solution's check cell is
 ``from bertcourse.grading import check_<function>`` and ``check_<function>(<function>)``, with nbgrader
@@ -53,7 +57,10 @@ A worked example, the first task of exercise 01 (see ``ex01_attention.py`` for a
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import itertools
 import math
 import pkgutil
 import re
@@ -94,8 +101,29 @@ class UnansweredError(Exception):
     """The query the property reads has no value: the function raised, or returned what cannot be read."""
 
 
+_CLASS_SEED = 0
+
+
+def set_class_seed(seed: int) -> None:
+    """Draw every :func:`randn` input from ``seed`` too (0: the public inputs a notebook's checks use).
+
+    The grade command sets a secret per-class seed, so a table of answers to the public inputs is
+    worth nothing; the shapes, masks and other symmetry-breaking cases stay as written.
+    """
+    global _CLASS_SEED
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _CLASS_SEED = seed
+
+
 def randn(*shape: int, seed: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Standard normal entries from a generator of its own (the global generator is never touched)."""
+    """Standard normal entries from a generator of its own (the global generator is never touched).
+
+    The generator's seed mixes ``seed`` with the class seed (:func:`set_class_seed`).
+    """
+    if _CLASS_SEED:
+        digest = hashlib.sha256(f"{_CLASS_SEED}:{seed}".encode()).digest()
+        seed = int.from_bytes(digest[:8], "little") & (2**63 - 1)
     return torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
 
 
@@ -104,6 +132,10 @@ class Property:
     name: str  # what holds, in words: "a boolean mask hides keys (True = may attend)"
     on: str  # the input, in words
     test: Callable[[Answers], str | None]
+    gated: bool = False  # a constant answer can pass it: it counts only if some value property passed too
+
+
+GATED = "counts only together with a property that checks values, and none of those passed"
 
 
 @dataclass
@@ -123,14 +155,65 @@ class Task:
             raise ValueError(f"{self.function}: query {name!r} declared twice")
         self.queries[name] = (args, kwargs, keep_inputs)
 
-    def property(self, name: str, on: str = "") -> Callable[[Callable[[Answers], str | None]], Callable[..., Any]]:
-        """Decorator: ``test(answers)`` returns None when the property holds, else what is wrong, with a hint."""
+    def property(
+        self, name: str, on: str = "", gated: bool = False
+    ) -> Callable[[Callable[[Answers], str | None]], Callable[..., Any]]:
+        """Decorator: ``test(answers)`` returns None when the property holds, else what is wrong, with a hint.
+
+        ``gated=True`` for a property that a constant or input-independent answer can pass (a shape, a
+        type, leaving the inputs alone): it earns points only together with a value property that passed.
+        """
 
         def register(test: Callable[[Answers], str | None]) -> Callable[[Answers], str | None]:
-            self.properties.append(Property(name, on, test))
+            self.properties.append(Property(name, on, test, gated))
             return test
 
         return register
+
+    def equals(
+        self,
+        name: str,
+        query: str,
+        expected: Any,
+        mistakes: Sequence[Mistake] | Callable[[], Sequence[Mistake]] = (),
+        on: str = "",
+        read: Callable[[Any], Any] = lambda value: value,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+    ) -> None:
+        """Property ``name``: the output of ``query`` (through ``read``) equals the oracle's ``expected``."""
+        self.properties.append(
+            Property(name, on, lambda a: compare(read(a[query]), expected, mistakes, rtol=rtol, atol=atol))
+        )
+
+    def shape(
+        self,
+        name: str,
+        query: str,
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        hints: dict[tuple[int, ...], str] | None = None,
+        on: str = "",
+    ) -> None:
+        """Property ``name``: the output of ``query`` is a tensor of this shape and dtype (:func:`expect_tensor`)."""
+        self.properties.append(Property(name, on, lambda a: expect_tensor(a[query], shape, dtype, hints), gated=True))
+
+    def unchanged(self, query: str, before: dict[str, Any], on: str = "", hint: str = "") -> None:
+        """Property "leaves its input(s) unchanged": the arguments of ``query`` after the call equal ``before``.
+
+        ``before`` maps each argument's name to its value before the call, in the order of the call's
+        positional arguments (the query must be declared with ``keep_inputs=True``).
+        """
+
+        def test(a: Answers) -> str | None:
+            after = a.inputs_after(query)
+            for (argument, value), now in zip(before.items(), after, strict=False):
+                if compare(now, value) is not None:
+                    return f"your function modified {argument} in place" + (f" ({hint})" if hint else "")
+            return None
+
+        plural = "s" if len(before) > 1 else ""
+        self.properties.append(Property(f"leaves its input{plural} unchanged", on, test, gated=True))
 
     def error_hint(self, pattern: str, hint: str, query: str | None = None) -> None:
         """Add ``hint`` when the learner's function raises (on ``query``, or any) and ``pattern`` matches.
@@ -232,6 +315,13 @@ def judge(task: Task, answers: object) -> CheckResult:
             raise TypeError(f"property {prop.name!r} of {task.function} returned {type(detail).__name__}")
         status = Status.PASSED if detail is None else Status.FAILED
         result.properties.append(PropertyResult(prop.name, status, prop.on, clean(detail or "", 1500)))
+    pairs = list(zip(task.properties, result.properties, strict=True))
+    values_passed = any(r.status is Status.PASSED for p, r in pairs if not p.gated)
+    if not values_passed and any(p.gated for p in task.properties):
+        result.properties = [
+            PropertyResult(r.name, Status.FAILED, r.on, GATED) if p.gated and r.status is Status.PASSED else r
+            for p, r in pairs
+        ]
     return result
 
 
@@ -293,10 +383,14 @@ def _exercise_modules() -> dict[str, str]:
 
 
 def exercise_for(notebook: str) -> Exercise | None:
-    """The :class:`Exercise` of the source notebook named ``notebook`` (``NN_name.ipynb`` -> ``exNN_name.py``)."""
+    """The :class:`Exercise` of the source notebook named ``notebook`` (``NN_name.ipynb`` -> ``exNN_name.py``).
+
+    Raises ValueError if two check modules carry the notebook's number (``ex01_a.py`` and ``ex01_b.py``).
+    """
     stem = notebook.removesuffix(".ipynb")
     if not re.fullmatch(r"\d\d_\w+", stem):
         return None
+    _exercise_module_names()  # refuses two modules with one number
     module = _exercise_modules().get(f"ex{stem}")
     if module is None:
         return None
@@ -305,15 +399,37 @@ def exercise_for(notebook: str) -> Exercise | None:
 
 
 def _exercise_module_names() -> list[str]:
-    return [module for name, module in sorted(_exercise_modules().items()) if re.fullmatch(r"ex\d\d_\w+", name)]
+    """The exercise modules in number order; ValueError if two share a number (both would match one notebook)."""
+    names = sorted(name for name in _exercise_modules() if re.fullmatch(r"ex\d\d_\w+", name))
+    for first, second in itertools.pairwise(names):
+        if first[:4] == second[:4]:
+            raise ValueError(
+                f"two check modules for exercise {first[2:4]}: bertcourse/grading/{first}.py and {second}.py; keep one"
+            )
+    return [_exercise_modules()[name] for name in names]
+
+
+@cache
+def _check_owners() -> dict[str, list[str]]:
+    """Which exercise modules define each ``check_<function>`` (read from their source, importing nothing)."""
+    owners: dict[str, list[str]] = {}
+    for module in _exercise_module_names():
+        spec = importlib.util.find_spec(module)
+        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else ""  # noqa: SIM115
+        for name in re.findall(r"^(check_\w+)\s*=", source, flags=re.MULTILINE):
+            owners.setdefault(name, []).append(module)
+    return owners
 
 
 def find_check(name: str) -> Callable[[object], float] | None:
-    """``check_<function>`` of the first exercise module (in number order) that defines it.
+    """``check_<function>`` of the exercise module that defines it; ValueError if two modules define it.
 
-    Modules are imported one at a time, so exercise 01's checks never depend on later exercises.
+    Only that module is imported, so exercise 01's checks never depend on later exercises.
     """
-    for module in _exercise_module_names():
+    owners = _check_owners().get(name, [])
+    if len(owners) > 1:
+        raise ValueError(f"{name} is defined by two check modules, {' and '.join(owners)}: keep one")
+    for module in owners:
         check = getattr(importlib.import_module(module), name, None)
         if callable(check):
             return check

@@ -68,9 +68,9 @@ def kill_descendants() -> None:
         time.sleep(0.05)
 
 
-def _user_tasks() -> int:
+def _user_tasks(uid: int | None = None) -> int:
     """Processes and threads that this user runs now (RLIMIT_NPROC counts them all)."""
-    uid, count = os.getuid(), 0
+    uid, count = os.getuid() if uid is None else uid, 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -83,6 +83,9 @@ def _user_tasks() -> int:
 
 def main() -> int:
     limits, command = json.loads(sys.argv[1]), sys.argv[2:]
+    uid = None
+    if command and command[0].startswith("--uid="):  # process mode as root: the kernel runs as this user
+        uid, command = int(command[0].removeprefix("--uid=")), command[1:]
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the grader's sweep finds detached ones
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     caps = {
@@ -92,9 +95,13 @@ def main() -> int:
         resource.RLIMIT_CORE: 0,
     }
     if limits.get("processes"):
-        caps[resource.RLIMIT_NPROC] = _user_tasks() + int(limits["processes"])
+        caps[resource.RLIMIT_NPROC] = _user_tasks(uid) + int(limits["processes"])
 
     def apply_limits() -> None:
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
         for which, value in caps.items():
             if value:
                 _soft, hard = resource.getrlimit(which)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,6 +100,7 @@ class NotebookGrade:
     notebook: str
     source: str
     tasks: list[TaskGrade]
+    sandbox: str = ""  # "bubblewrap", or "process: <why no bubblewrap>"
 
     @property
     def score(self) -> float:
@@ -115,6 +117,7 @@ class NotebookGrade:
             "score": self.score,
             "max_score": self.max_score,
             "tasks": [asdict(t) for t in self.tasks],
+            "sandbox": self.sandbox,
         }
 
 
@@ -125,7 +128,23 @@ class _Source:
     locked: dict[str, str]  # grade_id -> source code, for locked cells that are not checks
 
 
+_SOURCES: dict[Path, _Source] = {}
+
+
+def preload_source(path: Path) -> None:
+    """Read and check the source notebook at ``path`` now; later grades use this copy, not the file."""
+    key = Path(os.path.realpath(path))
+    if key not in _SOURCES:
+        _SOURCES[key] = _parse_source(path)
+
+
 def _read_source(path: Path) -> _Source:
+    """The source at ``path``: the copy read by :func:`preload_source` if there is one."""
+    key = Path(os.path.realpath(path))
+    return _SOURCES[key] if key in _SOURCES else _parse_source(path)
+
+
+def _parse_source(path: Path) -> _Source:
     _, cells = read_cells(path, 64 * MiB)
     exercise = exercise_for(path.name)
     if exercise is None:
@@ -145,6 +164,11 @@ def _read_source(path: Path) -> _Source:
                 raise GradingError(f"source {path.name}: {cell.grade_id} has points {points!r}")
             if cell.grade_id not in exercise.builders:
                 raise GradingError(f"source {path.name}: no task for graded cell {cell.grade_id!r}")
+            if float(points) != float(exercise.builders[cell.grade_id][1]):
+                raise GradingError(
+                    f"source {path.name}: {cell.grade_id} has {points:g} points, but the grader's table says "
+                    f"{exercise.builders[cell.grade_id][1]:g}: the source notebook was changed"
+                )
             tasks[cell.grade_id] = float(points)
         elif cell.locked and cell.cell_type == "code":
             locked[cell.grade_id] = cell.source
@@ -154,15 +178,23 @@ def _read_source(path: Path) -> _Source:
 
 
 def _run_task(box: Sandbox, source: _Source, gid: str, max_points: float, deadline: float) -> TaskGrade:
-    """Send one task's queries to the kernel, read the answers back as data, and judge them here."""
+    """Send one task's queries to the kernel, read the answers back as data, and judge them here.
+
+    The task gets ``--task-timeout`` seconds (at most what is left of the notebook's), enforced in the
+    kernel by an alarm per call, so a slow task costs only itself; the grader waits 10 s more before
+    it gives up on the kernel.
+    """
+    if time.monotonic() >= deadline:
+        raise TimeoutError("timed out")
     task = source.exercise.build(gid)
     request, response = box.io / f"{gid}.request", box.io / f"{gid}.answers"
     request.write_bytes(codec.dumps(task.request()))
+    budget = max(min(box.limits.task_timeout, deadline - time.monotonic()), 0.1)
     code = (
         "__import__('bertcourse.grading.driver', fromlist=['serve'])"
-        f".serve(globals(), {task.function!r}, {str(request)!r}, {str(response)!r})"
+        f".serve(globals(), {task.function!r}, {str(request)!r}, {str(response)!r}, {budget!r})"
     )
-    reply = box.execute(code, deadline, silent=True)
+    reply = box.execute(code, time.monotonic() + budget + 10.0, silent=True)
     try:
         answers = codec.loads(read_regular_file(response, box.limits.answer_mb * MiB))
     except (ValueError, OSError) as exc:
@@ -177,6 +209,25 @@ def _run_task(box: Sandbox, source: _Source, gid: str, max_points: float, deadli
     return TaskGrade(gid, points, max_points, status, [p.to_json() for p in result.properties], detail, result.output)
 
 
+def _steps(order: list[Cell], src: _Source) -> list[tuple[str, str | list[str]]]:
+    """What to send to the kernel, in order: a task's grade_id, or the sources of a run of plain cells."""
+    steps: list[tuple[str, str | list[str]]] = []
+    first = 0
+    for index, cell in enumerate(order):
+        if cell.grade_id in src.tasks:
+            steps.append((cell.grade_id, cell.grade_id))
+            continue
+        if not cell.source.strip():
+            continue
+        code = src.locked.get(cell.grade_id or "", cell.source)
+        if steps and isinstance(steps[-1][1], list):
+            steps[-1] = (f"code cells {first + 1}-{index + 1}", [*steps[-1][1], code])
+        else:
+            first = index
+            steps.append((f"code cell {index + 1}", [code]))
+    return steps
+
+
 def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None = None) -> NotebookGrade:
     """Run the submission at ``path`` in a sandbox and grade each task of ``source``.
 
@@ -186,31 +237,49 @@ def grade_notebook(path: Path | str, source: Path | str, limits: Limits | None =
     src = _read_source(source_path)
     data, cells = read_cells(path, limits.notebook_mb * MiB)
     grades: dict[str, TaskGrade] = {}
-    stopped = ""
+    stopped, why = "", "the notebook could not be run"
     try:
         with Sandbox(data, "submission.ipynb", limits) as box:
+            mode = box.mode if box.mode == "bubblewrap" else f"process: {box.why}"
+            functions = sorted({function for function, _, _ in src.exercise.builders.values()})
+            try:  # part of the kernel's start: not counted in the notebook's time
+                box.execute(
+                    f"__import__('bertcourse.grading.driver', fromlist=['forbid']).forbid("
+                    f"{source_path.name[:2]!r}, {functions!r})",
+                    time.monotonic() + limits.start_timeout,
+                    silent=True,
+                )
+            except (TimeoutError, KernelDiedError) as exc:
+                raise GradingError(f"the kernel did not start ({exc})") from exc
             deadline = time.monotonic() + limits.timeout
             order = [c for c in cells if c.cell_type == "code"] + [
-                Cell("code", "", gid, True, True, None) for gid in src.tasks  # checks the submission lost
+                Cell("code", "", gid, True, True, None)
+                for gid in src.tasks  # checks the submission lost
             ]
-            for cell in order:
+            for step, (where, what) in enumerate(_steps(order, src)):
                 if stopped:
                     break
                 try:
-                    if cell.grade_id in src.tasks:
-                        gid = cell.grade_id
-                        if gid not in grades:
-                            grades[gid] = _run_task(box, src, gid, src.tasks[gid], deadline)
-                    elif cell.source.strip():
-                        box.execute(src.locked.get(cell.grade_id or "", cell.source), deadline)
+                    if isinstance(what, str):
+                        if what not in grades:
+                            grades[what] = _run_task(box, src, what, src.tasks[what], deadline)
+                    elif len(what) == 1:
+                        box.execute(what[0], deadline)
+                    else:  # a run of plain cells in one round trip, each still its own IPython cell
+                        batch = box.io / f"cells-{step}.json"
+                        batch.write_text(json.dumps(what), encoding="utf-8")
+                        runner = (
+                            f"__import__('bertcourse.grading.driver', fromlist=['run_cells']).run_cells({str(batch)!r})"
+                        )
+                        box.execute(runner, deadline, silent=True)
                 except TimeoutError:
-                    stopped = "timed out"
+                    stopped, why = "timed out", f"the kernel was still busy with {where} at the time limit"
                 except KernelDiedError:
-                    stopped = "kernel died"
+                    stopped, why = "kernel died", f"the kernel died during {where}"
     except SandboxError as exc:
         raise GradingError(str(exc)) from exc
     tasks = [
-        grades.get(gid) or TaskGrade(gid, 0.0, points, stopped or "error", detail=f"the run {stopped} before this task")
+        grades.get(gid) or TaskGrade(gid, 0.0, points, stopped or "error", detail=f"not run: {why}")
         for gid, points in src.tasks.items()
     ]
-    return NotebookGrade(str(path), str(source_path), tasks)
+    return NotebookGrade(str(path), str(source_path), tasks, mode)

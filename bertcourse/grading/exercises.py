@@ -1,4 +1,4 @@
-"""Generate the learners' exercise notebooks from the solutions: ``python -m bertcourse.exercises SOLUTIONS EXERCISES``.
+"""Generate the exercise notebooks from the solutions: ``python -m bertcourse.grading.exercises SOLUTIONS EXERCISES``.
 
 Exactly what nbgrader's ``generate_assignment`` does to the cells: every ``# BEGIN SOLUTION`` ...
 ``# END SOLUTION`` block becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the
@@ -94,7 +94,7 @@ def write_exercises(solutions: Path, exercises: Path, check: bool = False) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bertcourse.exercises", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bertcourse.grading.exercises", description=__doc__.splitlines()[0])
     parser.add_argument("solutions", type=Path, help="folder of solution notebooks (the source)")
     parser.add_argument("exercises", type=Path, help="folder to write the exercise notebooks to")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if exercises are out of date")
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"{path}: no solution notebook {args.solutions / path.name}; remove it\n")
         elif args.check:
             sys.stderr.write(
-                f"{path}: out of date; run `python -m bertcourse.exercises {args.solutions} {args.exercises}`\n"
+                f"{path}: out of date; run `python -m bertcourse.grading.exercises {args.solutions} {args.exercises}`\n"
             )
         else:
             sys.stderr.write(f"wrote {path}\n")
