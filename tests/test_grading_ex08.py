@@ -11,4 +11,5 @@ from tests.mutants.ex08_head_to_head import ALSO_CORRECT
 
 @pytest.mark.parametrize("name", sorted(ALSO_CORRECT))
 def test_another_correct_answer_passes(name: str) -> None:
-    support.assert_correct_answer_passes(ex08_head_to_head.EXERCISE, "influence_matrix", ALSO_CORRECT[name])
+    function = "interaction" if name.startswith("interaction") else "influence_matrix"
+    support.assert_correct_answer_passes(ex08_head_to_head.EXERCISE, function, ALSO_CORRECT[name])

@@ -1,4 +1,4 @@
-"""Checks for exercise 08 (influence): ``influence_matrix(fn, x)`` on the three course models.
+"""Checks for exercise 08: ``influence_matrix(fn, x)`` and ``interaction(fn, x, x_alt, t)`` on the three models.
 
 The learner's function gets ``fn``, a course model's ``encode`` as a function of the input token
 embeddings (built in the kernel from the model the query carries, by :mod:`~bertcourse.grading.model_functions`), and
@@ -6,6 +6,12 @@ embeddings (built in the kernel from the model the query carries, by :mod:`~bert
 function in the grader's own process, reduced to Frobenius norms. Visibility is judged by behaviour:
 GPT's matrix must be lower-triangular, BERT's full, ELMo's forward half lower- and its backward half
 upper-triangular, with T != D != H (ELMo's full states are 2 d_model wide) and random weights.
+
+``interaction`` gets the same ``fn``, the real embeddings ``x`` and other embeddings ``x_alt`` drawn from
+the class seed (row t differs too, so a learner who takes row t from ``x_alt`` is caught), and a position
+``t``. Its oracle builds the four mixed inputs with ``torch.where`` on a row index and takes the norm of
+the second difference in float64; it is exactly 0 for ELMo and GPT (additive by construction), which a
+constant answer would match, so those properties count only with BERT's value.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from bertcourse.elmo import ELMo, ELMoConfig
 from bertcourse.experiments.influence import embedding_function
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.grading.codec import ModelFunction
-from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare
+from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, randn
 from bertcourse.grading.kit import as_float64
 from bertcourse.grading.model_functions import INPUT_IDS, PARTS
 
-__all__ = ["EXERCISE", "check_influence_matrix"]
+__all__ = ["EXERCISE", "check_influence_matrix", "check_interaction"]
 
 EXERCISE = Exercise("08_head_to_head.ipynb")
 VOCAB, T = 40, 5
@@ -132,3 +138,96 @@ def influence_matrix_task(t: Task) -> None:
 
 
 check_influence_matrix = EXERCISE.check("influence_matrix")
+
+
+def _terms(model: nn.Module, part: str, x: Tensor, x_alt: Tensor, t: int, left_end: int = 0) -> dict[str, Tensor]:
+    """The grader's four representations at t, float64: key "LR" = fn(left from L, right from R), and so on.
+
+    L, R: rows of ``x`` before / after t; L', R' (written "l", "r"): rows of ``x_alt``; row t: ``x``'s.
+    ``left_end=1`` computes the off-by-one slip instead, whose left context takes row t too.
+    """
+    fn = embedding_function(model, INPUT_IDS, PARTS[part])[0]
+    row = torch.arange(x.shape[0])[:, None]  # (T, 1)
+    with torch.no_grad():
+        return {
+            f"{a}{b}": fn(torch.where(row < t + left_end, left, torch.where(row > t, right, x)))[t].double()
+            for a, left in (("l", x_alt), ("L", x))
+            for b, right in (("r", x_alt), ("R", x))
+        }
+
+
+def _interaction_mistakes(h: dict[str, Tensor], wrong_t: Tensor, off: dict[str, Tensor]) -> list[Mistake]:
+    """What the usual mistakes of ``interaction`` return, from the true representations ``h`` (and ``off``,
+    those of the off-by-one slip)."""
+    second = h["lr"] - h["lR"] - h["Lr"] + h["LR"]
+    return [
+        ("the last term's sign: h(L', R') - h(L', R) - h(L, R') + h(L, R) adds h(L, R) back",
+         (h["lr"] - h["lR"] - h["Lr"] - h["LR"]).norm()),
+        ("the squared norm: take the square root (torch.linalg.norm or .norm())", second.pow(2).sum()),
+        ("the sum of absolute values (an L1 norm), not the Euclidean norm", second.abs().sum()),
+        ("row t must stay x's in all four inputs; it was taken from x_alt in some of them", wrong_t),
+        ("the left context is the rows before t (x[:t]): with x_alt[:t + 1] row t came from x_alt",
+         (off["lr"] - off["lR"] - off["Lr"] + off["LR"]).norm()),
+    ]  # fmt: skip
+
+
+INTERACTION_CASES = {  # query -> (model, part, position t, what a learner reads in the report)
+    "bert": ("bert", "encode", 2, "BERT (T=5, D=H=12), t=2"),
+    "bert_t3": ("bert", "encode", 3, "BERT, t=3"),
+    "bert_t0": ("bert", "encode", 0, "BERT, t=0 (no left context)"),
+    "gpt": ("gpt", "encode", 2, "GPT, t=2"),
+    "elmo": ("elmo", "encode", 2, "ELMo, both directions (D=6, H=12), t=2"),
+}
+
+
+@EXERCISE.task("interaction", points=3)
+def interaction_task(t: Task) -> None:
+    models = _models()
+    expected, mistakes = {}, {}
+    for n, (query, (model, part, position, _)) in enumerate(INTERACTION_CASES.items()):
+        x = embedding_function(models[model], INPUT_IDS, PARTS[part])[1]
+        x_alt = randn(*x.shape, seed=81 + n, dtype=x.dtype)  # other contexts, and another row t
+        h = _terms(models[model], part, x, x_alt, position)
+        expected[query] = (h["lr"] - h["lR"] - h["Lr"] + h["LR"]).norm()
+        with torch.no_grad():  # the usual slip: fn(x_alt) for h(L', R'), whose row t is x_alt's
+            h_alt = embedding_function(models[model], INPUT_IDS, PARTS[part])[0](x_alt)[position].double()
+        off = _terms(models[model], part, x, x_alt, position, left_end=1)
+        mistakes[query] = _interaction_mistakes(h, (h_alt - h["lR"] - h["Lr"] + h["LR"]).norm(), off)
+        t.query(query, ModelFunction("model_functions", part, models[model]), x, x_alt, position)
+
+    def value(query: str) -> Callable[[Answers], str | None]:
+        def test(a: Answers) -> str | None:
+            got = a[query]
+            if type(got) is not Tensor or got.dim() != 0 or not got.is_floating_point():
+                shape = tuple(got.shape) if type(got) is Tensor else type(got).__name__
+                return f"expected a 0-dim floating-point tensor (a norm), got {shape}"
+            return compare(as_float64(got), expected[query], mistakes[query], rtol=1e-4, atol=1e-6)
+
+        return test
+
+    @t.property("returns a 0-dim floating-point tensor", on=INTERACTION_CASES["bert"][3], gated=True)
+    def shape(a: Answers) -> str | None:
+        got = a["bert"]
+        if type(got) is not Tensor:
+            return f"expected a torch.Tensor, got {type(got).__name__}"
+        if got.dim() == 1:
+            return f"expected one number, got a vector of {got.numel()}: take the norm of the second difference"
+        return None if got.dim() == 0 and got.is_floating_point() else f"expected a 0-dim float tensor, got {got!r:.60}"
+
+    t.property("equals the norm of the second difference", on=INTERACTION_CASES["bert"][3])(value("bert"))
+    t.property("the same at another position", on=INTERACTION_CASES["bert_t3"][3])(value("bert_t3"))
+    t.property("is 0 where there is no left context", on=INTERACTION_CASES["bert_t0"][3], gated=True)(
+        value("bert_t0")
+    )
+
+    @t.property("is 0 for GPT and ELMo, whose representations add a left and a right part",
+                on=f"{INTERACTION_CASES['gpt'][3]}; {INTERACTION_CASES['elmo'][3]}", gated=True)  # fmt: skip
+    def additive(a: Answers) -> str | None:
+        for query in ("gpt", "elmo"):
+            problem = value(query)(a)
+            if problem:
+                return f"{query.upper() if query == 'gpt' else 'ELMo'}: {problem}"
+        return None
+
+
+check_interaction = EXERCISE.check("interaction")

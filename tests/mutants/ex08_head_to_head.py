@@ -67,8 +67,63 @@ def norm_over_wrong_axes(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return torch.autograd.functional.jacobian(fn, x).pow(2).sum(dim=(2, 3)).sqrt()  # (T, H)
 
 
-CORRECT: dict[str, Callable[..., object]] = {"influence_matrix": influence_matrix}
-ALSO_CORRECT: dict[str, Callable[..., object]] = {"influence_by_rows": influence_by_rows}
+
+
+
+def interaction(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    def h(left: Tensor, right: Tensor) -> Tensor:
+        z = x.clone()
+        z[:t], z[t + 1 :] = left[:t], right[t + 1 :]
+        return fn(z)[t]
+
+    return (h(x_alt, x_alt) - h(x_alt, x) - h(x, x_alt) + h(x, x)).norm()
+
+
+def interaction_by_concatenation(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    """Also correct: the four inputs as concatenations, batched into one call each."""
+    parts = {"L": x[:t], "l": x_alt[:t], "R": x[t + 1 :], "r": x_alt[t + 1 :]}
+    h = {k: fn(torch.cat([parts[k[0]], x[t : t + 1], parts[k[1]]]))[t] for k in ("lr", "lR", "Lr", "LR")}
+    return torch.linalg.vector_norm(h["lr"] - h["lR"] - h["Lr"] + h["LR"])
+
+
+def interaction_wrong_sign(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    def h(left: Tensor, right: Tensor) -> Tensor:
+        return fn(torch.cat([left[:t], x[t : t + 1], right[t + 1 :]]))[t]
+
+    return (h(x_alt, x_alt) - h(x_alt, x) - h(x, x_alt) - h(x, x)).norm()
+
+
+def interaction_squared(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    return interaction(fn, x, x_alt, t) ** 2
+
+
+def interaction_row_t_from_x_alt(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    def h(left: Tensor, right: Tensor) -> Tensor:
+        return fn(torch.cat([left[:t], x[t : t + 1], right[t + 1 :]]))[t]
+
+    return (fn(x_alt)[t] - h(x_alt, x) - h(x, x_alt) + h(x, x)).norm()
+
+
+def interaction_vector(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    def h(left: Tensor, right: Tensor) -> Tensor:
+        return fn(torch.cat([left[:t], x[t : t + 1], right[t + 1 :]]))[t]
+
+    return h(x_alt, x_alt) - h(x_alt, x) - h(x, x_alt) + h(x, x)
+
+
+def interaction_row_t_in_left(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
+    """Off by one: the left context runs up to and including t."""
+    def h(left: Tensor, right: Tensor) -> Tensor:
+        return fn(torch.cat([left[: t + 1], right[t + 1 :]]))[t]
+
+    return (h(x_alt, x_alt) - h(x_alt, x) - h(x, x_alt) + h(x, x)).norm()
+
+
+CORRECT: dict[str, Callable[..., object]] = {"influence_matrix": influence_matrix, "interaction": interaction}
+ALSO_CORRECT: dict[str, Callable[..., object]] = {
+    "influence_by_rows": influence_by_rows,
+    "interaction_by_concatenation": interaction_by_concatenation,
+}
 
 MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "transposed": ("influence_matrix", transposed, "swapped"),
@@ -79,4 +134,9 @@ MUTANTS: dict[str, tuple[str, Callable[..., object], str]] = {
     "sum_of_row_norms": ("influence_matrix", sum_of_row_norms, "norms of the H rows"),
     "whole_jacobian": ("influence_matrix", whole_jacobian, "the whole Jacobian"),
     "norm_over_wrong_axes": ("influence_matrix", norm_over_wrong_axes, "expected shape"),
+    "interaction_wrong_sign": ("interaction", interaction_wrong_sign, "last term's sign"),
+    "interaction_squared": ("interaction", interaction_squared, "squared norm"),
+    "interaction_row_t_from_x_alt": ("interaction", interaction_row_t_from_x_alt, "row t must stay x's"),
+    "interaction_vector": ("interaction", interaction_vector, "got a vector"),
+    "interaction_row_t_in_left": ("interaction", interaction_row_t_in_left, "rows before t"),
 }
