@@ -3,8 +3,8 @@
 A run with ``n`` labelled examples trains for ``steps_for_epochs(n, ...)`` steps, so that it passes over
 every example several times whatever ``n`` is, and its learning rate warms up and then stays constant: a
 learning curve that flattens does so because the model stopped improving, not because a schedule went to
-zero. :func:`fine_tune` is that loop (AdamW, decoupled weight decay, gradient clipping), evaluating token
-accuracy on a fixed test batch as it goes.
+zero. :func:`fine_tune` runs it on the course's one training loop (``bertcourse.engine.train``, schedule
+``"constant"``), evaluating token accuracy on a fixed test batch as it goes.
 
 Feature-based use (ELMo's way, Peters et al. 2018) keeps the pre-trained model frozen: its layers are
 computed once (:func:`layer_features`) and only a scalar mix of them and a linear head learn
@@ -14,7 +14,7 @@ computed once (:func:`layer_features`) and only a scalar mix of them and a linea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bertcourse import engine
 from bertcourse.bert import BertModel
 from bertcourse.elmo import ELMo
+from bertcourse.experiments.results import stat
 from bertcourse.gpt import GPT
 from bertcourse.scalar_mix import ScalarMix
 
@@ -37,8 +39,6 @@ __all__ = [
     "token_accuracy",
 ]
 
-# Student's t quantile t_{0.975, df} for df = 1..10; beyond, the normal 1.96 is within 6 %.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 
 @dataclass
@@ -76,8 +76,16 @@ def token_accuracy(logits: Tensor, labels: Tensor) -> float:
     return (logits.argmax(-1)[counted] == labels[counted]).float().mean().item()
 
 
-def _rows(batch: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
-    return {k: v[index] for k, v in batch.items()}
+class _Epochs:
+    """The rows of ``data`` in batches of ``batch_size``, a fresh permutation (from ``generator``) each epoch."""
+
+    def __init__(self, data: dict[str, Tensor], batch_size: int, generator: torch.Generator) -> None:
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        n = len(self.data["labels"])
+        for index in torch.randperm(n, generator=self.generator).split(self.batch_size):
+            yield {k: v[index] for k, v in self.data.items()}
 
 
 def fine_tune(
@@ -106,32 +114,22 @@ def fine_tune(
     n = len(train["labels"])
     if n == 0 or steps < 1 or eval_every < 1 or lr <= 0:
         raise ValueError(f"need examples, steps >= 1, eval_every >= 1 and lr > 0; got {n}, {steps}, {eval_every}, {lr}")
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    optimiser = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
-    generator = torch.Generator().manual_seed(seed)
-    batch_size = min(batch_size, n)
-    order: list[Tensor] = []
     run = Run()
-    for step in range(1, steps + 1):
-        if not order:
-            order = list(torch.randperm(n, generator=generator).split(batch_size))
-        model.train()
-        loss = model(**_rows(train, order.pop(0))).loss
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
-        optimiser.step()
-        schedule.step()
-        run.train_loss.append(loss.item())
-        if step % eval_every == 0 or step == steps:
-            model.eval()
-            with torch.no_grad():
-                run.accuracy.append(token_accuracy(model(**test).logits, test["labels"]))
-            run.steps.append(step)
+
+    def evaluate_test(step: int, trained: nn.Module) -> None:
+        trained.eval()
+        with torch.no_grad():
+            run.accuracy.append(token_accuracy(trained(**test).logits, test["labels"]))
+        run.steps.append(step)
+
+    batches = _Epochs(train, min(batch_size, n), torch.Generator().manual_seed(seed))
+    device = next(model.parameters()).device
+    history = engine.train(
+        model, batches, max_steps=steps, lr=lr, weight_decay=weight_decay, warmup_steps=min(warmup_steps, steps),
+        schedule="constant", max_grad_norm=max_grad_norm, eval_every=eval_every, seed=seed, device=device,
+        progress=False, callback=evaluate_test,
+    )  # fmt: skip
+    run.train_loss = history.train_loss
     return run
 
 
@@ -182,12 +180,5 @@ class LayerMixTagger(nn.Module):
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of its 95 % confidence interval (Student's t over the seeds; 0 for one value)."""
-    if not values:
-        raise ValueError("values must not be empty")
-    n = len(values)
-    mean = sum(values) / n
-    if n == 1:
-        return mean, 0.0
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-    return mean, t * sd / math.sqrt(n)
+    summary = stat(values)
+    return summary["mean"], (summary["ci95"][1] - summary["mean"]) if summary["ci95"] else 0.0

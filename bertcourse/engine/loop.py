@@ -93,6 +93,13 @@ class History:
         return ax
 
 
+def _tokens(batch: Batch) -> Tensor | int:
+    """Real tokens of a batch: its attention mask's ones, else its ids; 0 for inputs that are not tokens."""
+    if "attention_mask" in batch:
+        return batch["attention_mask"].sum()
+    return batch["input_ids"].numel() if "input_ids" in batch else 0
+
+
 def _non_finite_cause(model: nn.Module, batch: Batch, step: int) -> str:
     """Why a loss is not finite, checked in order: no targets, bad inputs, diverged weights, else the lr."""
     for key, value in batch.items():
@@ -269,8 +276,7 @@ def train(
             history.train_loss.append(report["loss"])
             history.lr.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
-            mask = batch.get("attention_mask")
-            window_tokens += mask.sum() if mask is not None else batch["input_ids"].numel()
+            window_tokens += _tokens(batch)
             bar.update(1)
             bar.set_postfix(loss=f"{report['loss']:.3f}")
 

@@ -68,7 +68,7 @@ def _sums(objective: str | None, model: nn.Module, batch: Batch) -> tuple[dict[s
     if objective is not None:
         return pretraining_loss_sums(objective, model, batch), pretraining_target_counts(objective, batch), None
     out = _own_loss(model, batch)
-    size = torch.tensor(float(batch["input_ids"].shape[0]), dtype=torch.float64, device=out.loss.device)
+    size = torch.tensor(float(len(next(iter(batch.values())))), dtype=torch.float64, device=out.loss.device)
     return {"loss": out.loss.detach().double() * size}, {"loss": size}, out
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 __all__ = ["Schedule", "lr_lambda", "param_groups"]
 
-Schedule = Literal["cosine", "linear"]
+Schedule = Literal["cosine", "linear", "constant"]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -32,16 +32,19 @@ def lr_lambda(warmup_steps: int, max_steps: int, schedule: Schedule = "cosine") 
     """Multiplier of the peak learning rate at step s (0-based).
 
     Warm-up: (s + 1) / warmup_steps for s < warmup_steps. Then, with progress
-    p = (s - warmup_steps) / (max_steps - warmup_steps): cosine 0.5 (1 + cos(pi p)), or linear 1 - p.
+    p = (s - warmup_steps) / (max_steps - warmup_steps): cosine 0.5 (1 + cos(pi p)), linear 1 - p, or
+    constant 1 (a learning curve that flattens then shows convergence, not a schedule gone to zero).
     """
-    if schedule not in ("cosine", "linear"):
-        raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
+    if schedule not in ("cosine", "linear", "constant"):
+        raise ValueError(f"schedule must be 'cosine', 'linear' or 'constant', got {schedule!r}")
     if not 0 <= warmup_steps <= max_steps:
         raise ValueError(f"warmup_steps must lie in [0, max_steps={max_steps}], got {warmup_steps}")
 
     def multiplier(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
 
