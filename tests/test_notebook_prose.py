@@ -26,14 +26,6 @@ ALL_NOTEBOOKS = CHAPTERS + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted
 CHAPTER_NUMBERS = [chapter_number(p) for p in CHAPTERS]
 MAX_CODE_LINES = 30
 
-# Cells over the limit in chapters whose code this branch may not edit (other engineers own it). Each entry
-# is an xfail(strict=True): the day the cell is split, the test says so and the entry must go.
-LONG_CELLS_OWNED_ELSEWHERE = {
-    "02_attention_vs_self_attention.ipynb": "chapter 02's code: cells 13 and 15 (31 and 41 lines of code)",
-    "03_multi_head_attention.ipynb": "chapter 03's code: cell 9 (37 lines of code)",
-    "04_elmo.ipynb": "chapter 04's code: cells 22, 33 and 37 (33, 56 and 38 lines of code)",
-    "08_head_to_head.ipynb": "chapter 08 is being rewritten by the lead: cell 1 (37 lines of code)",
-}
 
 
 def markdown(text: str) -> dict:
@@ -136,16 +128,7 @@ def test_next_points_to_the_next_chapter(path: Path) -> None:
     assert next_chapter_errors(load_notebook(path), chapter_number(path), CHAPTER_NUMBERS) == []
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=LONG_CELLS_OWNED_ELSEWHERE[p.name]))
-        if p.parent.name == "notebooks" and p.name in LONG_CELLS_OWNED_ELSEWHERE
-        else p
-        for p in ALL_NOTEBOOKS
-    ],
-    ids=lambda p: f"{p.parent.name}/{p.name}",
-)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_no_code_cell_over_30_lines(path: Path) -> None:
     long = long_code_cells(load_notebook(path), limit=MAX_CODE_LINES)
     assert not long, f"{path.name}: (cell, lines of code) over {MAX_CODE_LINES}: {long}"
