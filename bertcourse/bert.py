@@ -106,7 +106,7 @@ class BertModel(PreTrainedModel):
             layer_norm_eps=config.layer_norm_eps,
             padding_idx=config.pad_token_id,
         )
-        self.blocks = transformer_stack(config, norm_first=config.norm_first)  # BERT: post-LN
+        self.blocks = transformer_stack(config, norm_first=config.norm_first)  # BERT: post-LN (the default, False)
         # pre-LN leaves the residual stream un-normalised: a final LayerNorm, as GPT-2's, ends the stack
         self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
         self.pooler = nn.Linear(config.d_model, config.d_model) if add_pooling_layer else None  # W_p, b_p
