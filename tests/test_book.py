@@ -39,7 +39,7 @@ BUILD_MISSING = next(
      if importlib.util.find_spec(name) is None),
     None,
 )
-pytestmark = pytest.mark.skipif(BUILD_MISSING is not None, reason=BUILD_MISSING or "")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(BUILD_MISSING is not None, reason=BUILD_MISSING or "")]
 
 
 def sphinx_command(out: Path) -> list[str]:

@@ -26,6 +26,8 @@ from bertcourse.grading.cli import _table
 from bertcourse.grading.runner import NotebookGrade, TaskGrade
 from tests import grading_support as support
 
+pytestmark = pytest.mark.slow  # grading kernels and sandboxes: seconds each
+
 SOLUTION = support.SOLUTIONS / "01_attention.ipynb"
 MARKER = "bertcourse-attack-test-sleeper"
 WRONG = {  # honest wrong answers: one typical mistake per task

@@ -139,6 +139,7 @@ def test_a_task_whose_helper_is_unwritten_fails_and_says_so() -> None:
     assert "softmax, which this function calls, is not written yet" in " ".join(p.detail for p in result.properties)
 
 
+@pytest.mark.slow
 def test_a_slow_task_costs_only_itself(tmp_path: Path) -> None:
     """Case 8: one slow task zeroed every later task ("timed out before this task")."""
     slow = tmp_path / "01_attention.ipynb"
@@ -162,6 +163,7 @@ def test_a_slow_task_costs_only_itself(tmp_path: Path) -> None:
     assert "ran past the task's time limit" in json.dumps(record["tasks"][2])
 
 
+@pytest.mark.slow
 def test_ten_thousand_cells_cost_one_round_trip(tmp_path: Path) -> None:
     """Case 8: a notebook of 10,000 cells took 66 s (one message per cell); now a run of plain cells is one."""
     nb = json.loads(support.SOLUTIONS.joinpath("01_attention.ipynb").read_text(encoding="utf-8"))

@@ -25,6 +25,8 @@ from bertcourse.grading.sandbox import sandbox_mode
 from tests import grading_support as support
 from tests.test_grading_attacks import PATCHES, WRONG, _honest_points, _leftovers, _notebook
 
+pytestmark = pytest.mark.slow  # grading kernels and sandboxes: seconds each
+
 SOLUTION = support.SOLUTIONS / "01_attention.ipynb"
 STUB = support.EXERCISES / "01_attention.ipynb"
 BUBBLEWRAP = sandbox_mode()[0] == "bubblewrap"

@@ -31,6 +31,7 @@ def test_tasks_match_the_notebook(name: str) -> None:
     support.assert_tasks_match_notebook(EXERCISES[name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_solution_scores_full_marks_and_exercise_zero(name: str) -> None:
     support.assert_solution_full_and_exercise_zero(EXERCISES[name])

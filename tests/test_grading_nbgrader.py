@@ -22,6 +22,9 @@ import pytest
 
 from tests import grading_support as support
 
+pytestmark = pytest.mark.slow  # grading kernels and sandboxes: seconds each
+
+
 pytest.importorskip("nbgrader", reason="nbgrader is not installed: pip install -e '.[instructor]'")
 
 NAME = "01_attention.ipynb"

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = Path(sys.prefix)  # the environment pytest runs in: the lab is started from its bin/
 IN_COURSE_VENV = ENV.resolve() == (ROOT / ".venv").resolve()
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("make") is None, reason="needs make")]
 
 # Under `make test` the parent make exports its command-line variables (CI's TORCH=...) both in MAKEFLAGS
 # and as environment variables; the makes these tests start must see only the arguments each test gives.
