@@ -92,7 +92,10 @@ def test_a_linear_probe_reads_xor_from_joint_features_but_not_from_additive_ones
 def test_cloze_interaction_and_probe_on_trained_models(trained) -> None:  # type: ignore[no-untyped-def]
     models, tok = trained
     items = [i for i in compare.evaluation_sets(TINY).cloze if i.cue == "both"]
+    for model in models.values():
+        model.train()  # as the engine leaves it: the measure must switch dropout off itself
     scores = {name: cloze_interaction(model, items, tok, pairs=4) for name, model in models.items()}
+    assert all(model.training for model in models.values())  # and restore the mode it found
     assert scores["elmo"] < 1e-8 and scores["gpt"] < 1e-8 and scores["bert"] > 1e-5, scores  # bert: 7.8e-5
     accuracy = cloze_probe(models["gpt"], items, tok)
     assert 0.0 <= accuracy <= 1.0

@@ -106,14 +106,19 @@ def cloze_interaction(model: nn.Module, items: Sequence[ClozeItem], tokenizer: T
     if not chosen:
         raise ValueError("items must hold two items of one token length with the blank at one position")
     device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()  # no dropout: a random mask per call would make every model look "joint"
     values = []
-    for a, b in chosen:
-        x, x_alt = (torch.tensor([ids[n]], device=device) for n in (a, b))
-        t = positions[a]
-        fn, e = embedding_function(model, x)
-        _, e_alt = embedding_function(model, x_alt)
-        scale = torch.stack([fn(z)[t].norm() for z in (e, e_alt)]).mean().clamp(min=1e-12)
-        values.append(float(interaction(fn, e, e_alt, t) / scale))
+    try:
+        for a, b in chosen:
+            x, x_alt = (torch.tensor([ids[n]], device=device) for n in (a, b))
+            t = positions[a]
+            fn, e = embedding_function(model, x)
+            _, e_alt = embedding_function(model, x_alt)
+            scale = torch.stack([fn(z)[t].norm() for z in (e, e_alt)]).mean().clamp(min=1e-12)
+            values.append(float(interaction(fn, e, e_alt, t) / scale))
+    finally:
+        model.train(was_training)
     return sum(values) / len(values)
 
 
