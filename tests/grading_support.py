@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,3 +101,18 @@ def assert_solution_full_and_exercise_zero(exercise: Exercise) -> dict[str, dict
     assert zero["score"] == 0 and zero["max_score"] == full["max_score"]
     assert {t["status"] for t in zero["tasks"]} == {"not attempted"}, json.dumps(zero, indent=1)
     return records
+
+
+def grade_command(tmp: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``python -m bertcourse.grade ARGS --seed 0`` (the public inputs, comparable with in-process checks)
+    with its temporary folders under ``tmp / "grader-tmp"``; return the finished process and its seconds."""
+    start = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "bertcourse.grade", *args, "--seed", "0"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp / "grader-tmp")},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return run, time.monotonic() - start

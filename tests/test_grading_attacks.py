@@ -13,8 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -191,16 +189,8 @@ def _leftovers(tmp: Path) -> list[str]:
 
 
 def _run(tmp: Path, *args: str, timeout: float = 400) -> tuple[subprocess.CompletedProcess[str], float]:
-    start = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", *args, "--json", "--seed", "0"],  # the public inputs, as in-process
-        cwd=support.ROOT,
-        env={**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(tmp / "grader-tmp")},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return run, time.monotonic() - start
+    """The grade command with --json on the public inputs (see ``grading_support.grade_command``)."""
+    return support.grade_command(tmp, *args, "--json", timeout=timeout)
 
 
 @pytest.fixture(scope="module")

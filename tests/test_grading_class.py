@@ -161,19 +161,6 @@ def _class(root: Path) -> tuple[list[str], dict[str, str]]:
     return ["ada", "ben", "cy", "dee", "eve", "fay", "zed_never_submitted"], expected
 
 
-def _grade(root: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
-    start = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, "-m", "bertcourse.grade", *args, "--seed", "0"],  # public inputs: comparable in-process
-        cwd=support.ROOT,
-        env={**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(root / "grader-tmp")},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return run, time.monotonic() - start
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("class")
@@ -191,10 +178,10 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     ]
     args += ["--out", str(root / "grades.jsonl")]
     started = time.time() - 1
-    run, seconds = _grade(root, *args)
+    run, seconds = support.grade_command(root, *args)
     print(f"class of 30 with --jobs 2: {seconds:.1f} s")
     records = [json.loads(line) for line in run.stdout.splitlines()]
-    text, _ = _grade(
+    text, _ = support.grade_command(
         root, str(root / "submitted" / next(p.name for p in (root / "submitted").iterdir() if "\n" in p.name))
     )
     return {"root": root, "run": run, "records": records, "expected": expected, "text": text, "started": started}
@@ -289,8 +276,8 @@ def test_csv_summary_feedback_and_roster(graded: dict) -> None:
 def test_resume_skips_what_is_done(graded: dict) -> None:
     root = graded["root"]
     before = (root / "grades.jsonl").read_text(encoding="utf-8")
-    run, seconds = _grade(root, str(root / "submitted" / "ada"), "--out", str(root / "grades.jsonl"), "--resume",
-                          "--json")  # fmt: skip
+    ada = str(root / "submitted" / "ada")
+    run, seconds = support.grade_command(root, ada, "--out", str(root / "grades.jsonl"), "--resume", "--json")
     assert run.returncode == 0 and run.stdout == "" and seconds < 60
     assert (root / "grades.jsonl").read_text(encoding="utf-8") == before
 
