@@ -34,7 +34,13 @@ from bertcourse.outputs import (
     TokenClassifierOutput,
     check_labels,
 )
-from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
+from bertcourse.transformer import (
+    TransformerConfig,
+    init_weights_,
+    run_blocks,
+    scale_residual_init_,
+    transformer_stack,
+)
 from bertcourse.validation import check_bool, check_inputs, check_int
 
 __all__ = [
@@ -69,13 +75,16 @@ class BertConfig(TransformerConfig):
     bias: bool = True  # biases in every linear map and LayerNorm; BERT: True (False is refused)
     pad_token_id: int = 0  # id of [PAD], whose embedding starts at zero; BERT-base uncased: 0
     num_labels: int = 2  # classes of the fine-tuning heads (2 for SST-2, 3 for MNLI); 1 = regression (STS-B)
-    norm_first: bool = False  # pre-LN blocks + a final LayerNorm, GPT-2's block (a controlled ablation); BERT: False
+    norm_first: bool = False  # GPT-2's layout: no embedding LayerNorm, pre-LN blocks scaled as GPT-2's, a final LayerNorm
+    mlm_transform: bool = True  # the MLM head's dense + GELU + LayerNorm before the tied decoder; False: decoder only
+    pooler: bool = True  # tanh(W_p h_[CLS] + b_p) for NSP and classification; False: h_[CLS] itself
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bias is not True:
             raise ValueError(f"BertConfig.bias must be True (every BERT layer has biases), got {self.bias!r}")
-        check_bool(self.norm_first, "BertConfig.norm_first")
+        for flag in ("norm_first", "mlm_transform", "pooler"):
+            check_bool(getattr(self, flag), f"BertConfig.{flag}")
         for field in ("type_vocab_size", "num_labels"):
             check_int(getattr(self, field), f"BertConfig.{field}", minimum=1)
         pad = self.pad_token_id
@@ -103,14 +112,18 @@ class BertModel(PreTrainedModel):
             config.max_len,
             type_vocab_size=config.type_vocab_size,
             dropout=config.dropout,
-            layer_norm_eps=config.layer_norm_eps,
+            layer_norm_eps=None if config.norm_first else config.layer_norm_eps,  # GPT-2: no embedding LayerNorm
             padding_idx=config.pad_token_id,
         )
         self.blocks = transformer_stack(config, norm_first=config.norm_first)  # BERT: post-LN (the default, False)
         # pre-LN leaves the residual stream un-normalised: a final LayerNorm, as GPT-2's, ends the stack
         self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
-        self.pooler = nn.Linear(config.d_model, config.d_model) if add_pooling_layer else None  # W_p, b_p
+        pooling = add_pooling_layer and config.pooler
+        self.pooler = nn.Linear(config.d_model, config.d_model) if pooling else None  # W_p, b_p
+        self._pooled = add_pooling_layer  # config.pooler=False: the pooled vector is h_[CLS] itself
         init_weights_(self, std=INIT_STD)
+        if config.norm_first:
+            scale_residual_init_(self.blocks, config.n_layers, std=INIT_STD)  # as GPT-2: out_proj, fc2 / sqrt(2 L)
 
     def forward(
         self,
@@ -146,7 +159,11 @@ class BertModel(PreTrainedModel):
             output_hidden_states=output_hidden_states,
         )
         x = self.final_norm(stack.hidden) if self.final_norm is not None else stack.hidden
-        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, H) from [CLS]
+        pooled = None  # (B, H) from [CLS]
+        if self.pooler is not None:
+            pooled = torch.tanh(self.pooler(x[:, 0]))
+        elif self._pooled:
+            pooled = x[:, 0]
         return BertModelOutput(x, pooled, stack.hidden_states, stack.attentions)
 
     def encode(
@@ -160,20 +177,25 @@ class MaskedLMHead(nn.Module):
     """Predict a token at every position: logits = LN(GELU(h W_t + b_t)) W_tok^T + b, (B, T, H) -> (B, T, V).
 
     The decoder's weight is the token embedding of the encoder (tied, as in BERT); its bias is its own.
+    ``config.mlm_transform=False`` drops the transform: logits = h W_tok^T + b, GPT-2's LM head plus a bias.
     """
 
     def __init__(self, config: BertConfig, word_embeddings: nn.Embedding) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.d_model, config.d_model)  # W_t, b_t: the "transform"
-        self.activation = gelu(config.activation)
-        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.transform = config.mlm_transform
+        if config.mlm_transform:
+            self.dense = nn.Linear(config.d_model, config.d_model)  # W_t, b_t: the "transform"
+            self.activation = gelu(config.activation)
+            self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.d_model, config.vocab_size)  # bias b: one per vocabulary entry
         init_weights_(self, std=INIT_STD)
         self.decoder.weight = word_embeddings.weight  # tied: (V, H)
 
     def forward(self, hidden: Tensor) -> Tensor:
         """(B, T, H) -> (B, T, V)."""
-        return self.decoder(self.layer_norm(self.activation(self.dense(hidden))))
+        if self.transform:
+            hidden = self.layer_norm(self.activation(self.dense(hidden)))  # (B, T, H)
+        return self.decoder(hidden)
 
 
 class BertPreTrainedModel(PreTrainedModel):

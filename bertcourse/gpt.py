@@ -24,7 +24,13 @@ from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation
 from bertcourse.objectives import causal_lm_loss
 from bertcourse.outputs import BaseModelOutput, CausalLMOutput, check_labels
-from bertcourse.transformer import TransformerConfig, init_weights_, run_blocks, transformer_stack
+from bertcourse.transformer import (
+    TransformerConfig,
+    init_weights_,
+    run_blocks,
+    scale_residual_init_,
+    transformer_stack,
+)
 from bertcourse.validation import check_inputs, check_int, check_positive
 
 __all__ = ["GPT", "GPTConfig"]
@@ -70,11 +76,7 @@ class GPT(PreTrainedModel):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         init_weights_(self, std=INIT_STD)
         self.lm_head.weight = self.embeddings.word_embeddings.weight  # weight tying: logits = h W_tok^T
-        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 n_layers), so the
-        # variance of the stream does not grow with depth (each block adds two of them).
-        for block in self.blocks:
-            for proj in (block.attn.out_proj, block.ff.fc2):
-                nn.init.normal_(proj.weight, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layers))
+        scale_residual_init_(self.blocks, config.n_layers, std=INIT_STD)  # GPT-2: out_proj, fc2 / sqrt(2 L)
 
     def _past_length(self, past_key_values: tuple[KVCache, ...] | None, batch_size: int) -> int:
         """Number of positions already in the cache; checks it has one (B, h, T_past, d) pair per block."""

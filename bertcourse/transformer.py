@@ -16,6 +16,8 @@ Paper vs code, LayerNorm placement:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -243,6 +245,15 @@ def check_transformer_config(config: TransformerConfig) -> None:
     check_parameter_budget(
         name, (config.vocab_size + config.max_len) * H + L * per_block, "vocab_size, d_model, n_layers, d_ff, max_len"
     )
+
+
+def scale_residual_init_(blocks: nn.ModuleList, n_layers: int, std: float = 0.02) -> None:
+    """GPT-2's residual scaling, in place: the projections that write into the residual stream (attention's
+    ``out_proj`` and the feed-forward's ``fc2``) ~ N(0, (std / sqrt(2 n_layers))^2), so that the variance
+    of the stream does not grow with depth (each block adds two of them)."""
+    for block in blocks:
+        for proj in (block.attn.out_proj, block.ff.fc2):
+            nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * n_layers))
 
 
 def init_weights_(module: nn.Module, std: float = 0.02) -> None:

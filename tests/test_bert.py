@@ -393,31 +393,36 @@ def test_mlm_loss_on_masked_positions_only_equals_the_loss_over_all_positions(sh
     assert torch.isfinite(out.loss) and (share > 0 or out.loss.item() == 0.0)
 
 
-def test_pre_ln_bert_is_gpts_block_stack_without_the_causal_mask_plus_a_final_norm(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """norm_first=True: the head-to-head's controlled BERT runs GPT-2's pre-LN blocks, then a final LayerNorm."""
+def test_controlled_bert_is_gpts_network_without_the_causal_mask(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """norm_first=True, mlm_transform=False: the head-to-head's BERT is GPT's network (embeddings without
+    LayerNorm, pre-LN blocks, final LayerNorm, tied decoder) with a bias and a segment embedding, attending
+    both ways. With GPT's weights, one block's last position (which sees everything under either mask) equals
+    GPT's (with two blocks it would not: the earlier positions it reads differ)."""
     from bertcourse.gpt import GPT, GPTConfig
-    from bertcourse.transformer import run_blocks
 
-    sizes = dict(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=12, dropout=0.0,
+    sizes = dict(vocab_size=30, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12, dropout=0.0,
                  attention_dropout=0.0, activation="gelu_tanh", layer_norm_eps=1e-5)  # fmt: skip
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(**sizes, norm_first=True)).eval()
-    gpt = GPT(GPTConfig(**sizes)).eval()
-    assert all(b.norm_first for b in bert.blocks) and type(bert.blocks[0]) is type(gpt.blocks[0])
+    config = BertConfig(**sizes, norm_first=True, mlm_transform=False, pooler=False)
+    bert, gpt = BertForPreTraining(config).eval(), GPT(GPTConfig(**sizes)).eval()
+    assert bert.bert.embeddings.layer_norm is None and bert.bert.pooler is None
+    assert all(b.norm_first for b in bert.bert.blocks) and type(bert.bert.blocks[0]) is type(gpt.blocks[0])
+    for name in ("blocks.0.attn.out_proj.weight", "blocks.0.ff.fc2.weight"):  # GPT-2's residual scaling, both
+        assert abs(dict(bert.bert.named_parameters())[name].std().item() - 0.02 / 2**0.5) < 0.003
+    missing, unexpected = bert.bert.load_state_dict(gpt.state_dict(), strict=False)
+    assert set(missing) == {"embeddings.token_type_embeddings.weight"} and unexpected == ["lm_head.weight"]
+    torch.nn.init.zeros_(bert.bert.embeddings.token_type_embeddings.weight)
     ids = torch.randint(5, 30, (2, 7))
-    mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2])
     with torch.no_grad():
-        expected = bert.final_norm(run_blocks(bert.blocks, bert.embeddings(ids), mask).hidden)  # mask (B, T)
-        torch.testing.assert_close(bert(ids, mask).last_hidden_state, expected)
-        gpt.blocks.load_state_dict(bert.blocks.state_dict())  # the same weights in GPT's blocks, causal there
-        x = bert.embeddings(ids)
-        causal = run_blocks(gpt.blocks, x, is_causal=True).hidden
-        full = run_blocks(bert.blocks, x).hidden
-        torch.testing.assert_close(causal[:, -1], full[:, -1], rtol=1e-4, atol=1e-4)  # the last sees all either way
-        assert not torch.allclose(causal[:, 0], full[:, 0])  # the first sees only itself under GPT's mask
+        out = bert(ids)
+        want = gpt(ids).logits
+        torch.testing.assert_close(out.prediction_logits[:, -1], want[:, -1], rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(out.prediction_logits[:, 0], want[:, 0], atol=1e-3)  # GPT's first sees itself
+        hidden = bert.bert(ids).last_hidden_state
+        torch.testing.assert_close(out.seq_relationship_logits, bert.nsp_head(hidden[:, 0]))  # no pooler: h_[CLS]
     bert.save_pretrained(tmp_path)
-    again = BertModel.from_pretrained(tmp_path).eval()
+    again = BertForPreTraining.from_pretrained(tmp_path).eval()
     with torch.no_grad():
-        torch.testing.assert_close(again(ids, mask).last_hidden_state, bert(ids, mask).last_hidden_state)
+        torch.testing.assert_close(again(ids).prediction_logits, out.prediction_logits)
     with pytest.raises(ValueError, match="norm_first"):
         BertConfig(vocab_size=30, norm_first="yes")  # type: ignore[arg-type]
