@@ -59,9 +59,9 @@ bench-throughput: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
 
 # make compare [PRESET=tiny|course|full SEEDS=N]: chapter 08's head-to-head experiment; the course preset with
-# 3 seeds is what notebooks/results/compare-course holds (a rerun resumes from the runs it finds there).
+# 5 seeds is what notebooks/results/compare-course holds (a rerun resumes from the runs it finds there).
 PRESET ?= course
-SEEDS ?= 3
+SEEDS ?= 5
 compare: $(BIN)/.installed
 	$(BIN)/python -m bertcourse.compare --preset $(PRESET) --seeds $(SEEDS) --out notebooks/results/compare-$(PRESET)
 

@@ -75,15 +75,18 @@ class BertConfig(TransformerConfig):
     bias: bool = True  # biases in every linear map and LayerNorm; BERT: True (False is refused)
     pad_token_id: int = 0  # id of [PAD], whose embedding starts at zero; BERT-base uncased: 0
     num_labels: int = 2  # classes of the fine-tuning heads (2 for SST-2, 3 for MNLI); 1 = regression (STS-B)
-    norm_first: bool = False  # GPT-2's layout: no embedding LayerNorm, pre-LN blocks scaled as GPT-2's, a final LayerNorm
+    norm_first: bool = (
+        False  # GPT-2's layout: no embedding LayerNorm, pre-LN blocks scaled as GPT-2's, a final LayerNorm
+    )
     mlm_transform: bool = True  # the MLM head's dense + GELU + LayerNorm before the tied decoder; False: decoder only
     pooler: bool = True  # tanh(W_p h_[CLS] + b_p) for NSP and classification; False: h_[CLS] itself
+    tie_decoder: bool = True  # the MLM decoder's weight is the token embedding; False: a weight of its own
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bias is not True:
             raise ValueError(f"BertConfig.bias must be True (every BERT layer has biases), got {self.bias!r}")
-        for flag in ("norm_first", "mlm_transform", "pooler"):
+        for flag in ("norm_first", "mlm_transform", "pooler", "tie_decoder"):
             check_bool(getattr(self, flag), f"BertConfig.{flag}")
         for field in ("type_vocab_size", "num_labels"):
             check_int(getattr(self, field), f"BertConfig.{field}", minimum=1)
@@ -176,8 +179,9 @@ class BertModel(PreTrainedModel):
 class MaskedLMHead(nn.Module):
     """Predict a token at every position: logits = LN(GELU(h W_t + b_t)) W_tok^T + b, (B, T, H) -> (B, T, V).
 
-    The decoder's weight is the token embedding of the encoder (tied, as in BERT); its bias is its own.
-    ``config.mlm_transform=False`` drops the transform: logits = h W_tok^T + b, GPT-2's LM head plus a bias.
+    The decoder's weight is the token embedding of the encoder (tied, as in BERT; ``config.tie_decoder=False``:
+    its own); its bias is its own. ``config.mlm_transform=False`` drops the transform: logits = h W_tok^T + b,
+    GPT-2's LM head plus a bias.
     """
 
     def __init__(self, config: BertConfig, word_embeddings: nn.Embedding) -> None:
@@ -189,7 +193,8 @@ class MaskedLMHead(nn.Module):
             self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.d_model, config.vocab_size)  # bias b: one per vocabulary entry
         init_weights_(self, std=INIT_STD)
-        self.decoder.weight = word_embeddings.weight  # tied: (V, H)
+        if config.tie_decoder:
+            self.decoder.weight = word_embeddings.weight  # tied: (V, H)
 
     def forward(self, hidden: Tensor) -> Tensor:
         """(B, T, H) -> (B, T, V)."""

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bertcourse.experiments.head_to_head import evaluation_sets, run
-from bertcourse.experiments.setup import PRESETS
-from bertcourse.registry import MODELS
+from bertcourse.experiments.setup import PRESETS, ROWS
 
 __all__ = ["evaluation_sets", "main", "run"]
 
@@ -43,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=_seeds_argument, default=1, help="run seeds 0..N-1 (default 1)")
     parser.add_argument("--out", type=Path, required=True, help="output folder; a rerun resumes from what it holds")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="subset of the models")
+    parser.add_argument(
+        "--models", nargs="+", choices=tuple(ROWS), default=None, help="rows to run (default: the preset's rows)"
+    )
     parser.add_argument(
         "--jobs", type=_jobs_argument, default="auto",
         help="runs at once, one process each (default auto: one per CPU core; 1 on a GPU)",

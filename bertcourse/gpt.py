@@ -12,7 +12,6 @@ the transpose of ``nn.Linear`` here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

@@ -243,24 +243,28 @@ PRETRAINING_TERMS: dict[str, dict[str, float]] = {
     "gpt": {"lm": 1.0},
     "elmo": {"forward": 0.5, "backward": 0.5},  # ELMo's loss is the mean of its two directions
     "bert": {"mlm": 1.0, "nsp": 1.0},  # BERT's pre-training loss is the sum of both tasks
+    "mlm": {"mlm": 1.0},  # BERT's masked LM alone: the paper's "No NSP" ablation (Table 5)
 }
-"""Each model's pre-training loss as weighted terms: sum_k w_k * (mean loss of term k over its targets)."""
+"""Each objective's pre-training loss as weighted terms: sum_k w_k * (mean loss of term k over its targets).
+An objective is named after the model that pre-trains with it, or (``mlm``) after its one task."""
 
 
 def pretraining_target_counts(model_name: str, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Number of targets of each loss term of ``model_name`` in ``batch`` (float tensors, for all-reduce).
+    """Number of targets of each loss term of objective ``model_name`` in ``batch`` (float tensors, for all-reduce).
 
     GPT's position t predicts t + 1, ELMo's backward LM predicts t - 1, BERT's targets are the masked
     positions plus one next-sentence label per pair.
     """
     counted = batch["labels"] != IGNORE_INDEX  # (B, T)
+    if "label_weights" in batch:  # weighted targets (a designed recipe): each counts its weight times
+        counted = batch["label_weights"] * counted  # (B, T) integer weights, 0 where nothing is scored
     if model_name == "gpt":
         counts = {"lm": counted[:, 1:].sum()}
     elif model_name == "elmo":
         counts = {"forward": counted[:, 1:].sum(), "backward": counted[:, :-1].sum()}
     else:
         counts = {"mlm": counted.sum(), "nsp": (batch["next_sentence_label"] != IGNORE_INDEX).sum()}
-    return {k: v.float() for k, v in counts.items()}
+    return {k: v.float() for k, v in counts.items() if k in PRETRAINING_TERMS[model_name]}
 
 
 def pretraining_loss_sums(model_name: str, model: Any, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -269,7 +273,7 @@ def pretraining_loss_sums(model_name: str, model: Any, batch: Mapping[str, Tenso
     The model is called without labels, so it computes no mean of its own; ``batch`` is a collator's
     dict (``labels`` unshifted for GPT and ELMo, masked-LM labels and NSP labels for BERT).
     """
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")}
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label", "label_weights")}
     out = model(**inputs)
     labels = batch["labels"]
     if model_name == "gpt":
@@ -279,7 +283,13 @@ def pretraining_loss_sums(model_name: str, model: Any, batch: Mapping[str, Tenso
             "forward": causal_lm_loss(out.forward_logits, labels, reduction="sum"),
             "backward": backward_lm_loss(out.backward_logits, labels, reduction="sum"),
         }
-    return {
-        "mlm": masked_lm_loss(out.prediction_logits.float(), labels, reduction="sum"),
-        "nsp": next_sentence_loss(out.seq_relationship_logits, batch["next_sentence_label"], reduction="sum"),
-    }
+    if "label_weights" in batch:  # sum_i w_i CE_i over the masked positions, w_i from the data (label_weights)
+        each = F.cross_entropy(
+            out.prediction_logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+        )  # (B T,)
+        sums = {"mlm": (each * batch["label_weights"].flatten()).sum()}
+    else:
+        sums = {"mlm": masked_lm_loss(out.prediction_logits.float(), labels, reduction="sum")}
+    if "nsp" in PRETRAINING_TERMS[model_name]:
+        sums["nsp"] = next_sentence_loss(out.seq_relationship_logits, batch["next_sentence_label"], reduction="sum")
+    return sums

@@ -8,18 +8,36 @@ and a config to the model that pre-trains with its objective.
 The command line (``python -m bertcourse.pretrain``), the head-to-head experiment
 (``bertcourse.experiments``), the chapters and the tests build their models here; the objective of each
 name is ``objectives.PRETRAINING_TERMS[name]``, which the engine trains on.
+
+:data:`VARIANTS` names the pre-training recipes the head-to-head compares (its ablation rows): a model
+family, changes to its config, an objective and a masking rate. ``bert`` there is the *controlled*
+BERT, GPT's network without the causal mask (:data:`CONTROLLED_BERT`); ``bert-post-ln`` is the paper's.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal, get_args
 
 from bertcourse.base import PreTrainedModel
 from bertcourse.bert import BertConfig, BertForPreTraining
 from bertcourse.elmo import ELMo, ELMoConfig
 from bertcourse.gpt import GPT, GPTConfig
 
-__all__ = ["MODELS", "SIZES", "ModelConfig", "ModelName", "build_model", "model_config", "same_budget_configs"]
+__all__ = [
+    "CONTROLLED_BERT",
+    "MODELS",
+    "SIZES",
+    "VARIANTS",
+    "ModelConfig",
+    "ModelName",
+    "Variant",
+    "build_model",
+    "model_config",
+    "same_budget_configs",
+]
 
 ModelName = Literal["elmo", "gpt", "bert"]
 MODELS: tuple[ModelName, ...] = get_args(ModelName)
@@ -127,3 +145,53 @@ def same_budget_configs(
             elmo = ELMoConfig(vocab_size, width, d_hidden, n_layers, dropout)
             return {"elmo": elmo, "gpt": gpt, "bert": bert}
     raise ValueError(f"no ELMo of width <= d_model={d_model} matches {target:.0f} parameters; raise d_model")
+
+
+CONTROLLED_BERT: Mapping[str, Any] = MappingProxyType(
+    {"norm_first": True, "activation": "gelu_tanh", "layer_norm_eps": 1e-5, "mlm_transform": False, "pooler": False}
+)
+"""BertConfig changes that make BERT GPT's network without the causal mask: GPT-2's layout (no embedding
+LayerNorm, pre-LN blocks with residual-scaled init, a final LayerNorm), its tanh GELU and epsilon, and
+its head (the tied decoder, here with a bias, no transform); NSP reads h_[CLS] (no pooler). Only the
+objective, the attention mask, the segment embedding and the decoder's bias remain BERT's own."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A pre-training recipe: ``family`` (which network and data reader), ``config`` changes to the
+    family's config, the ``objective`` (a key of ``objectives.PRETRAINING_TERMS``), BERT's masking rate
+    (``None``: the run's), whether two neighbours may both be masked, masked-LM target weights by word,
+    a multiple of the run's steps, and what it is ``about`` in one line."""
+
+    family: ModelName
+    objective: str
+    about: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    mlm_probability: float | None = None
+    mask_adjacent: bool = True  # False: never mask two neighbours (data.pretraining.PretrainData)
+    target_words: Mapping[str, int] = field(default_factory=dict)  # word -> its weight as a masked-LM target
+    steps_scale: int = 1  # pre-training steps: the run's times this
+
+    def configure(self, config: ModelConfig) -> ModelConfig:
+        """``config`` (of this family) with this variant's changes."""
+        return replace(config, **self.config) if self.config else config
+
+
+VARIANTS: dict[str, Variant] = {
+    "elmo": Variant("elmo", "elmo", "ELMo: forward + backward LSTM language models"),
+    "gpt": Variant("gpt", "gpt", "GPT: left-to-right LM (the paper's 'LTR & No NSP')"),
+    "bert": Variant("bert", "bert", "BERT: masked LM + NSP on GPT's network, no causal mask", CONTROLLED_BERT),
+    "bert-no-nsp": Variant("bert", "mlm", "BERT without next-sentence prediction ('No NSP')", CONTROLLED_BERT),
+    "bert-mask15": Variant("bert", "bert", "BERT masking 15% of tokens, the paper's rate", CONTROLLED_BERT, 0.15),
+    "bert-post-ln": Variant("bert", "bert", "the paper's BERT: post-LN, erf GELU, MLM transform, pooler"),
+    "bert-joint": Variant(
+        "bert",
+        "bert",
+        "BERT designed for the joint cue: untied decoder, no masked neighbours, and/but x10, 3x steps",
+        {**CONTROLLED_BERT, "tie_decoder": False},
+        mask_adjacent=False,
+        target_words={"and": 10, "but": 10},
+        steps_scale=3,
+    ),
+}
+"""The pre-training recipes of the head-to-head (``bertcourse.experiments.setup.ROWS`` says how each is fine-tuned)."""

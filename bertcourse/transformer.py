@@ -17,7 +17,6 @@ Paper vs code, LayerNorm placement:
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import NamedTuple
 

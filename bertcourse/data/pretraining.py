@@ -26,7 +26,7 @@ resumed run equal an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 from bertcourse.data.collators import LMCollator, PadCollator
-from bertcourse.objectives import mask_tokens, next_sentence_pairs
+from bertcourse.objectives import IGNORE_INDEX, mask_tokens, next_sentence_pairs
 from bertcourse.tokenizers import WordPieceTokenizer
 
 __all__ = ["Layout", "PretrainBatches", "PretrainData", "derive_seed", "split_documents", "tokenize_documents"]
@@ -95,6 +95,10 @@ class PretrainData:
         mlm_probability: BERT's share of masked positions.
         layout: ``"pairs"`` or ``"packed"`` (module docstring); default ``"pairs"`` for BERT, ``"packed"``
             for the two LMs.
+        mask_adjacent: BERT only; ``False`` never masks two neighbours (of two masked neighbours the right
+            one is restored), so every masked token's neighbours are visible (a designed recipe).
+        target_weights: BERT only; token id -> integer weight of that token as a masked-LM target (1 for
+            the others), given to the loss as ``label_weights`` (a designed recipe).
     """
 
     model: str
@@ -104,6 +108,8 @@ class PretrainData:
     seed: int
     mlm_probability: float = 0.15
     layout: Layout | None = None
+    mask_adjacent: bool = True
+    target_weights: Mapping[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.model not in ("elmo", "gpt", "bert"):
@@ -164,12 +170,21 @@ class PretrainData:
             generator=generator,
             at_least_one=True,  # as BERT's data script: every pair has a masked-LM target
         )
-        return {
+        if not self.mask_adjacent:  # restore every masked token whose left neighbour is masked too
+            hit = labels[0] != IGNORE_INDEX  # (T,)
+            restore = torch.cat([torch.zeros(1, dtype=torch.bool), hit[1:] & hit[:-1]])  # (T,)
+            masked[0] = torch.where(restore, torch.tensor(ids), masked[0])
+            labels[0] = labels[0].masked_fill(restore, IGNORE_INDEX)
+        example = {
             "input_ids": masked[0].tolist(),
             "token_type_ids": [0] * (len(a) + 2) + [1] * (len(b) + 1),
             "labels": labels[0].tolist(),
             "next_sentence_label": label,
         }
+        if self.target_weights:
+            weights = self.target_weights
+            example["label_weights"] = [0 if t == IGNORE_INDEX else weights.get(t, 1) for t in example["labels"]]
+        return example
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Global batches per epoch (the last, incomplete one is dropped)."""

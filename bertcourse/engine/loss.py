@@ -1,7 +1,7 @@
 """How a batch becomes a loss, in training and in evaluation, for every objective and number of processes.
 
 * ``objective=None``: ``model(**batch)`` returns an object with ``.loss`` (every course model and head);
-* ``objective="elmo" | "gpt" | "bert"``: the model's pre-training terms (``objectives.PRETRAINING_TERMS``),
+* ``objective="elmo" | "gpt" | "bert" | "mlm"``: the pre-training terms (``objectives.PRETRAINING_TERMS``),
   each divided by its number of targets in the *global* batch (:func:`global_loss`), so that a batch
   split across processes gives the loss and the gradient of the whole batch.
 """

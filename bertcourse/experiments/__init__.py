@@ -16,12 +16,15 @@ from bertcourse.experiments.setup import (
     EVAL_SEED,
     MODELS,
     PRESETS,
+    ROWS,
     TASKS,
     Preset,
     PretrainingCorpus,
+    Row,
     language,
     preset_configs,
     pretraining_corpus,
+    variant_config,
 )
 from bertcourse.registry import build_model, same_budget_configs
 
@@ -30,9 +33,11 @@ __all__ = [
     "EVAL_SEED",
     "MODELS",
     "PRESETS",
+    "ROWS",
     "TASKS",
     "Preset",
     "PretrainingCorpus",
+    "Row",
     "aggregate",
     "build_model",
     "cloze_accuracy",
@@ -54,4 +59,5 @@ __all__ = [
     "t_quantile_975",
     "task_items",
     "validate_results",
+    "variant_config",
 ]

@@ -23,11 +23,12 @@ from bertcourse.data.collators import ClassificationDataset, PadCollator, TokenC
 from bertcourse.data.toylang import TaskItem, ToyLanguage
 from bertcourse.elmo import ELMo
 from bertcourse.engine import train
+from bertcourse.experiments.setup import Use
 from bertcourse.heads import SequenceClassifier, TokenClassifier
 from bertcourse.objectives import IGNORE_INDEX
 from bertcourse.tokenizers import Tokenizer
 
-__all__ = ["finetune", "representation_size", "task_items"]
+__all__ = ["BiLSTMOnTop", "finetune", "representation_size", "task_items"]
 
 
 def task_items(task: str, lang: ToyLanguage, n: int) -> list[TaskItem]:
@@ -56,6 +57,42 @@ def _features(task: str, items: Sequence[TaskItem], tokenizer: Tokenizer, max_le
     return [{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features]  # no segment ids (see above)
 
 
+class BiLSTMOnTop(nn.Module):
+    """``encoder`` followed by a fresh one-layer BiLSTM of the same width: the BERT paper's "LTR & No NSP
+    + BiLSTM" row, which gives a left-to-right model's states a right-to-left reading when fine-tuned."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int) -> None:
+        super().__init__()
+        if hidden_size % 2:
+            raise ValueError(f"hidden_size must be even (two directions of hidden_size / 2), got {hidden_size}")
+        self.encoder = encoder
+        self.lstm = nn.LSTM(hidden_size, hidden_size // 2, batch_first=True, bidirectional=True)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) -> (B, T, H): the encoder's states read both ways by the BiLSTM; padding is skipped."""
+        hidden = self.encoder.encode(input_ids, attention_mask)  # (B, T, H)
+        if attention_mask is None:
+            return self.lstm(hidden)[0]
+        lengths = attention_mask.sum(dim=1).cpu()  # (B,)
+        packed = nn.utils.rnn.pack_padded_sequence(hidden, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=hidden.shape[1])[0]
+
+
+def _prepare(encoder: nn.Module, use: Use, hidden: int) -> nn.Module:
+    """The encoder as fine-tuning ``use``-s it (``experiments.setup.Row``)."""
+    if use == "bilstm":
+        return BiLSTMOnTop(encoder, hidden)
+    if use == "features":  # ELMo's recipe: the biLM frozen, its scalar mix learned with the task head
+        if not hasattr(encoder, "scalar_mix"):
+            raise ValueError(f"use='features' needs a model with a scalar_mix (ELMo), got {type(encoder).__name__}")
+        encoder.requires_grad_(False)
+        encoder.scalar_mix.requires_grad_(True)
+    elif use != "finetune":
+        raise ValueError(f"use must be 'finetune', 'features' or 'bilstm', got {use!r}")
+    return encoder
+
+
 def finetune(
     encoder: nn.Module,
     task: str,
@@ -70,8 +107,12 @@ def finetune(
     seed: int = 0,
     max_length: int = 128,
     device: torch.device | str = "cpu",
+    use: Use = "finetune",
 ) -> dict[str, Any]:
     """Fine-tune ``encoder`` (modified in place) under a fresh head; return test accuracy and its split by cue.
+
+    ``use``: ``finetune`` (every weight trains), ``features`` (ELMo frozen, its scalar mix trained) or
+    ``bilstm`` (a fresh BiLSTM between encoder and head); see ``experiments.setup.Row``.
 
     Returns ``{"accuracy": float, "by_cue": {cue: float}}``. For ``pos`` the accuracy is the tag of each
     item's ambiguous word (``item.target``), the only word whose tag needs its context; for the
@@ -80,7 +121,8 @@ def finetune(
     if not train_items or not test_items:
         raise ValueError("train_items and test_items must not be empty")
     hidden = representation_size(encoder)
-    torch.manual_seed(seed)  # the head's initialisation
+    torch.manual_seed(seed)  # the head's (and the BiLSTM's) initialisation
+    encoder = _prepare(encoder, use, hidden)
     if task == "pos":
         model: nn.Module = TokenClassifier(encoder, hidden, num_labels)
     else:

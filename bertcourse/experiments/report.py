@@ -19,6 +19,7 @@ __all__ = [
     "finetune_table",
     "gain_table",
     "markdown",
+    "paired_table",
     "plot_cloze",
     "plot_cloze_curve",
     "plot_cost",
@@ -26,11 +27,35 @@ __all__ = [
     "plot_gain",
     "plot_influence",
     "save_plots",
+    "table5",
 ]
 
 Results = Mapping[str, Any]
-NAMES = {"elmo": "ELMo", "gpt": "GPT", "bert": "BERT"}
-COLORS = {"elmo": PALETTE[2], "gpt": PALETTE[1], "bert": PALETTE[0]}
+NAMES = {
+    "elmo": "ELMo",
+    "gpt": "GPT",
+    "bert": "BERT",
+    "bert-no-nsp": "BERT, no NSP",
+    "bert-mask15": "BERT, 15% masked",
+    "bert-post-ln": "BERT, paper's block",
+    "ltr-bilstm": "LTR + BiLSTM",
+    "elmo-finetuned": "ELMo, fine-tuned",
+    "bert-joint": "BERT, designed for the joint cue",
+}
+COLORS = {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(("bert", "gpt", "elmo", *list(NAMES)[3:]))}
+MAIN = ("elmo", "gpt", "bert")
+"""The three main rows, drawn in the figures; every row is in the tables."""
+
+
+def _main(results: Results) -> dict[str, Any]:
+    """The main rows of ``results`` (every row when it has none of them, e.g. ``--models bert-joint``)."""
+    main = {n: m for n, m in results["models"].items() if n in MAIN}
+    return main or dict(results["models"])
+
+
+def _gained(results: Results) -> dict[str, Any]:
+    """The rows fine-tuned from random weights too (the main rows), which have a pre-training gain."""
+    return {n: m for n, m in _main(results).items() if "pretraining_gain" in m}
 
 
 def _cell(s: Mapping[str, Any]) -> str:
@@ -42,7 +67,7 @@ def _cell(s: Mapping[str, Any]) -> str:
 
 
 def _header(results: Results, first: str) -> list[str]:
-    names = [NAMES[m] for m in results["models"]]
+    names = [NAMES.get(m, m) for m in results["models"]]
     return [f"| {first} | " + " | ".join(names) + " |", "| --- " * (first.count("|") + 1) + "| --- " * len(names) + "|"]
 
 
@@ -75,9 +100,12 @@ def finetune_table(results: Results, key: str = "finetune") -> str:
 
 
 def gain_table(results: Results) -> str:
-    """Markdown: per task, accuracy from random weights -> from pre-trained weights (the gain)."""
-    models = list(results["models"].values())
-    lines = _header(results, "task")
+    """Markdown: per task, accuracy from random weights -> from pre-trained weights (the gain), main rows."""
+    main = _gained(results)
+    if not main:
+        return "(no row of these results was fine-tuned from random weights)\n"
+    models = list(main.values())
+    lines = _header({"models": main}, "task")
     for task in models[0]["finetune"]:
         cells = [
             f"{_cell(m['finetune_random'][task])} → {_cell(m['finetune'][task])} ({_cell(m['pretraining_gain'][task])})"
@@ -107,9 +135,51 @@ def joint_table(results: Results) -> str:
     if not names:
         return "(not measured in these runs)\n"
     lines = ["| measure | " + " | ".join(NAMES.get(n, n) for n in names) + " |", "| --- |" + " --- |" * len(names)]
+    cells = {"interaction": _small, "probe": _cell}  # the interaction spans orders of magnitude: 2 significant digits
     for key, label in (("interaction", "interaction (relative)"), ("probe", "linear probe, and/but accuracy")):
-        lines.append(f"| {label} | " + " | ".join(_cell(results["models"][n][key]) for n in names) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells[key](results["models"][n][key]) for n in names) + " |")
     return "\n".join(lines) + "\n"
+
+
+def table5(results: Results) -> str:
+    """BERT's Table 5 in miniature: every row's cloze by cue and fine-tuning by task, mean [95% CI]."""
+    models = results["models"]
+    tasks = list(next(iter(models.values()))["finetune"])
+    columns = [f"cloze {c}" for c in CLOZE_CUES] + tasks
+    lines = ["| row | " + " | ".join(columns) + " |", "| --- " * (len(columns) + 1) + "|"]
+    for name, m in models.items():
+        cells = [_short(m["cloze"][c]) for c in CLOZE_CUES] + [_short(m["finetune"][t]) for t in tasks]
+        lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_table(results: Results) -> str:
+    """Differences paired by seed, BERT minus each other row: mean [95% CI] per cue and task."""
+    pairs = results.get("paired", {})
+    if not pairs:
+        return "(no paired comparison in these results)\n"
+    first = next(iter(pairs.values()))
+    columns = [f"cloze {c}" for c in first["cloze"]] + list(first["finetune"])
+    lines = ["| BERT minus | " + " | ".join(columns) + " |", "| --- " * (len(columns) + 1) + "|"]
+    for pair, entry in pairs.items():
+        other = pair.split(" - ", 1)[1]
+        cells = [_short(entry["cloze"][c]) for c in first["cloze"]] + [
+            _short(entry["finetune"][t]) for t in first["finetune"]
+        ]
+        lines.append(f"| {NAMES.get(other, other)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _small(s: Mapping[str, Any]) -> str:
+    """``mean [lo, hi]`` to two significant digits, for a statistic far below 1 (the interaction)."""
+    ci = s.get("ci95")
+    return f"{s['mean']:.2g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else "")
+
+
+def _short(s: Mapping[str, Any]) -> str:
+    """``mean [lo, hi]`` (the mean alone for one seed): a compact cell for the wide tables."""
+    ci = s.get("ci95")
+    return f"{s['mean']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
 def markdown(results: Results) -> str:
@@ -131,6 +201,12 @@ def markdown(results: Results) -> str:
             "## Pre-training gain: from random weights → from pre-trained weights (difference)",
             "",
             gain_table(results),
+            "## Every row: BERT's Table 5 in miniature (mean [95% CI])",
+            "",
+            table5(results),
+            "## Paired by seed: BERT minus each row (mean [95% CI] of the per-seed differences)",
+            "",
+            paired_table(results),
             "## Deep bidirectionality at the `both` blank",
             "",
             joint_table(results),
@@ -146,14 +222,14 @@ def _bars(ax: Any, groups: list[str], models: Results, values: Any, errors: Any)
     x = np.arange(len(groups))
     for k, name in enumerate(models):
         ax.bar(x + (k - (len(models) - 1) / 2) * width, values[name], width, yerr=errors[name], capsize=3,
-               label=NAMES[name], color=COLORS[name])  # fmt: skip
+               label=NAMES.get(name, name), color=COLORS[name])  # fmt: skip
     ax.set_xticks(x, groups)
 
 
 def plot_cloze(results: Results) -> Figure:
     """Cloze accuracy by cue side, one bar per model with its std over seeds, and the chance line."""
     use_style()
-    models = results["models"]
+    models = _main(results)
     fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
     _bars(ax, list(CLOZE_CUES), models, {m: [v["cloze"][c]["mean"] for c in CLOZE_CUES] for m, v in models.items()},
           {m: [v["cloze"][c]["std"] for c in CLOZE_CUES] for m, v in models.items()})  # fmt: skip
@@ -168,21 +244,28 @@ def plot_cloze(results: Results) -> Figure:
     return fig
 
 
-def plot_cloze_curve(results: Results) -> Figure:
-    """Cloze accuracy against pre-training step, one panel per cue side: mean over seeds, ± one std shaded."""
+def plot_cloze_curve(results: Results, x: str = "step", rows: tuple[str, ...] = (*MAIN, "bert-mask15")) -> Figure:
+    """Cloze accuracy during pre-training, one panel per cue side: mean over seeds, ± one std shaded.
+
+    ``x``: ``step`` (equal steps) or ``flops`` (equal compute: the step's share of the run's training
+    FLOPs, ``pretrain.flops``). ``rows``: the rows drawn, those of ``results`` among them."""
+    if x not in ("step", "flops"):
+        raise ValueError(f"x must be 'step' or 'flops', got {x!r}")
     use_style()
-    models = results["models"]
+    models = {n: m for n, m in results["models"].items() if n in rows} or dict(results["models"])
     fig, axes = plt.subplots(1, len(CLOZE_CUES), figsize=(11, 2.9), sharey=True, layout="constrained")
     for ax, cue in zip(axes, CLOZE_CUES, strict=True):
         for name, m in models.items():
             steps = sorted(int(s) for s in m["cloze_curve"])
+            scale = m["pretrain"]["flops"] / m["pretrain"]["steps"] if x == "flops" else 1.0
             mean = np.array([m["cloze_curve"][str(s)][cue]["mean"] for s in steps])
             std = np.array([m["cloze_curve"][str(s)][cue]["std"] for s in steps])
-            ax.plot(steps, mean, marker=".", label=NAMES[name], color=COLORS[name])
-            ax.fill_between(steps, mean - std, mean + std, color=COLORS[name], alpha=0.2, linewidth=0)
+            at = np.array(steps) * scale
+            ax.plot(at, mean, marker=".", label=NAMES.get(name, name), color=COLORS[name])
+            ax.fill_between(at, mean - std, mean + std, color=COLORS[name], alpha=0.2, linewidth=0)
         ax.axhline(results["chance"]["cloze"][cue], color="k", linestyle="dashed", linewidth=1)
         ax.set_title(f"cue: {cue}")
-        ax.set_xlabel("pre-training step")
+        ax.set_xlabel("pre-training step" if x == "step" else "training FLOPs")
         ax.set_ylim(0, 1.05)
     axes[0].set_ylabel("cloze accuracy")
     axes[0].legend(loc="lower right", fontsize=8)
@@ -192,7 +275,7 @@ def plot_cloze_curve(results: Results) -> Figure:
 def plot_finetune(results: Results, key: str = "finetune") -> Figure:
     """Fine-tuning accuracy per task (``key``: ``finetune`` or ``finetune_random``), with std over seeds."""
     use_style()
-    models = results["models"]
+    models = _main(results)
     tasks = list(next(iter(models.values()))[key])
     fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
     _bars(ax, tasks, models, {m: [v[key][t]["mean"] for t in tasks] for m, v in models.items()},
@@ -210,7 +293,9 @@ def plot_finetune(results: Results, key: str = "finetune") -> Figure:
 def plot_gain(results: Results) -> Figure:
     """What pre-training buys: fine-tuned accuracy from random weights (light) and from pre-trained ones."""
     use_style()
-    models = results["models"]
+    models = _gained(results)
+    if not models:
+        raise ValueError("results has no row fine-tuned from random weights (finetune_random)")
     tasks = list(next(iter(models.values()))["finetune"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(2.2 * len(tasks) + 0.6, 3.2), layout="constrained", squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -219,7 +304,7 @@ def plot_gain(results: Results) -> Figure:
             ax.bar(k - 0.18, low["mean"], 0.36, yerr=low["std"], color=COLORS[name], alpha=0.35, capsize=2)
             ax.bar(k + 0.18, high["mean"], 0.36, yerr=high["std"], color=COLORS[name], capsize=2)
         ax.axhline(results["chance"]["finetune"][task], color="k", linestyle="dashed", linewidth=1)
-        ax.set_xticks(range(len(models)), [NAMES[n] for n in models])
+        ax.set_xticks(range(len(models)), [NAMES.get(n, n) for n in models])
         ax.set_ylim(0, 1.05)
         ax.set_title(task)
     axes[0][0].set_ylabel("accuracy: random init (light) vs pre-trained")
@@ -230,10 +315,10 @@ def plot_influence(results: Results) -> Figure:
     """The measured influence matrices, rows normalised to their maximum: ELMo's two directions, GPT, BERT."""
     use_style()
     panels = []
-    for name, m in results["models"].items():
+    for name, m in _main(results).items():
         parts = ("forward", "backward") if name == "elmo" else ("all",)
         for part in parts:
-            title = NAMES[name] + (f" ({part} LM)" if part != "all" else "")
+            title = NAMES.get(name, name) + (f" ({part} LM)" if part != "all" else "")
             panels.append((title, m["influence"][part]))
     T = len(panels[0][1]["tokens"])
     fig, axes = plt.subplots(
@@ -258,10 +343,10 @@ def plot_cost(results: Results) -> Figure:
     """Forward time against sequence length (log-log), one line per model."""
     use_style()
     fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
-    for name, m in results["models"].items():
+    for name, m in _main(results).items():
         lengths = [int(T) for T in m["forward_ms"]]
         ax.errorbar(lengths, [m["forward_ms"][str(T)]["mean"] for T in lengths],
-                    yerr=[m["forward_ms"][str(T)]["std"] for T in lengths], marker="o", label=NAMES[name],
+                    yerr=[m["forward_ms"][str(T)]["std"] for T in lengths], marker="o", label=NAMES.get(name, name),
                     color=COLORS[name], capsize=2)  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -278,6 +363,8 @@ def save_plots(results: Results, out: str | Path) -> list[Path]:
     paths = []
     for name, make in (("cloze", plot_cloze), ("cloze_curve", plot_cloze_curve), ("finetune", plot_finetune),
                        ("gain", plot_gain), ("influence", plot_influence), ("cost", plot_cost)):  # fmt: skip
+        if name == "gain" and not _gained(results):
+            continue
         fig = make(results)
         path = out / f"{name}.png"
         fig.savefig(path)

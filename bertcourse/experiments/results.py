@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bertcourse.data.toylang import CLOZE_CUES
+from bertcourse.experiments.setup import ROWS
 
-__all__ = ["aggregate", "stat", "t_quantile_975", "validate_results"]
+__all__ = ["aggregate", "paired", "stat", "t_quantile_975", "validate_results"]
 
 
 _T975 = (
@@ -84,10 +85,6 @@ def aggregate(runs: Mapping[str, Sequence[Mapping[str, Any]]], header: Mapping[s
                 "left": stat([r["influence"][part]["left"] for r in model_runs]),
                 "right": stat([r["influence"][part]["right"] for r in model_runs]),
             }
-        gains = {
-            task: stat([r["finetune"][task]["accuracy"] - r["finetune_random"][task]["accuracy"] for r in model_runs])
-            for task in first["finetune"]
-        }
         models[name] = {
             "parameters": first["parameters"],
             "config": first["config"],
@@ -95,22 +92,57 @@ def aggregate(runs: Mapping[str, Sequence[Mapping[str, Any]]], header: Mapping[s
             "cloze": _stats_of(model_runs, ("cloze",)),
             "cloze_curve": {step: _stats_of(model_runs, ("cloze_curve", step)) for step in first["cloze_curve"]},
             "finetune": _finetune(model_runs, "finetune"),
-            "finetune_random": _finetune(model_runs, "finetune_random"),
-            "pretraining_gain": gains,
             "pretrain": {
                 "steps": first["pretrain"]["steps"],
                 "tokens": first["pretrain"]["tokens"],
+                **({"flops": first["pretrain"]["flops"]} if "flops" in first["pretrain"] else {}),
                 **_stats_of(model_runs, ("pretrain", "measured")),
             },
             "forward_ms": _stats_of(model_runs, ("forward_ms",)),
             "influence": influence,
         }
+        for key in ("variant", "use"):  # the row's pre-training recipe and fine-tuning (runs since they were rows)
+            if key in first:
+                models[name][key] = first[key]
+        if all("finetune_random" in r for r in model_runs):  # main rows: also fine-tuned from random weights
+            models[name]["finetune_random"] = _finetune(model_runs, "finetune_random")
+            models[name]["pretraining_gain"] = {
+                task: stat(
+                    [r["finetune"][task]["accuracy"] - r["finetune_random"][task]["accuracy"] for r in model_runs]
+                )
+                for task in first["finetune"]
+            }
         for key in ("interaction", "probe"):  # joint bidirectionality: in runs made since they were measured
             if all(key in r for r in model_runs):
                 models[name][key] = stat([r[key] for r in model_runs])
         if all("cloze_sentence" in r for r in model_runs):
             models[name]["cloze_sentence"] = _stats_of(model_runs, ("cloze_sentence",))
-    return {**header, "models": models}
+    return {**header, "models": models, "paired": paired(runs)}
+
+
+def paired(runs: Mapping[str, Sequence[Mapping[str, Any]]], reference: str = "bert") -> dict[str, Any]:
+    """Differences paired by seed: ``{"bert - m": {"cloze": {cue: stat}, "finetune": {task: stat}}}`` for
+    every other row ``m`` with the seeds of ``reference``; a seed's two runs share its data order and
+    evaluation items, so the paired interval is narrower than the two rows' intervals side by side."""
+    if reference not in runs:
+        return {}
+    ref = {r["seed"]: r for r in runs[reference]}
+    out: dict[str, Any] = {}
+    for name, model_runs in runs.items():
+        pairs = [(ref[r["seed"]], r) for r in model_runs if r["seed"] in ref and name != reference]
+        if not pairs:
+            continue
+        a0, b0 = pairs[0]
+        out[f"{reference} - {name}"] = {
+            "seeds": [b["seed"] for _, b in pairs],
+            "cloze": {cue: stat([a["cloze"][cue] - b["cloze"][cue] for a, b in pairs]) for cue in a0["cloze"]},
+            "finetune": {
+                task: stat([a["finetune"][task]["accuracy"] - b["finetune"][task]["accuracy"] for a, b in pairs])
+                for task in a0["finetune"]
+                if task in b0["finetune"]
+            },
+        }
+    return out
 
 
 def validate_results(results: Mapping[str, Any]) -> None:
@@ -138,7 +170,7 @@ def validate_results(results: Mapping[str, Any]) -> None:
         if not isinstance(need(chance, cue, "['chance']['cloze']"), float):
             raise ValueError(f"results['chance']['cloze'][{cue!r}] must be a float")
     for name, model in models.items():
-        if name not in ("elmo", "gpt", "bert"):
+        if name not in ROWS:
             raise ValueError(f"results['models'] has an unknown model {name!r}")
         where = f"['models'][{name!r}]"
         if not isinstance(need(model, "parameters", where), int):
@@ -161,3 +193,7 @@ def validate_results(results: Mapping[str, Any]) -> None:
                 check_stat(model[key], f"{where}[{key!r}]")
         for cue, entry in model.get("cloze_sentence", {}).items():
             check_stat(entry, f"{where}['cloze_sentence'][{cue!r}]")
+    for pair, entry in results.get("paired", {}).items():
+        for part in ("cloze", "finetune"):
+            for key, value in need(entry, part, f"['paired'][{pair!r}]").items():
+                check_stat(value, f"['paired'][{pair!r}][{part!r}][{key!r}]")

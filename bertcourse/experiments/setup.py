@@ -14,10 +14,11 @@ solved for), and :meth:`PretrainingCorpus.data` gives every model the same seque
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from bertcourse.data.pretraining import PretrainData, tokenize_documents
 from bertcourse.data.toylang import ToyLanguage
-from bertcourse.registry import MODELS, ModelConfig, ModelName, same_budget_configs
+from bertcourse.registry import MODELS, VARIANTS, ModelConfig, ModelName, Variant, same_budget_configs
 from bertcourse.tokenizers import WordPieceTokenizer
 
 __all__ = [
@@ -25,15 +26,48 @@ __all__ = [
     "EVAL_SEED",
     "MODELS",
     "PRESETS",
+    "ROWS",
     "TASKS",
     "Preset",
     "PretrainingCorpus",
+    "Row",
     "language",
     "preset_configs",
     "pretraining_corpus",
+    "variant_config",
 ]
-TASKS: tuple[str, ...] = ("sentiment", "acceptability", "pos", "nsp")
-"""The fine-tuning tasks: the toy language's ``sentiment_task``, ``acceptability_task``, ``pos_task``, ``nsp_task``."""
+TASKS: tuple[str, ...] = ("sentiment", "acceptability", "pos")
+"""The fine-tuning tasks: the toy language's ``sentiment_task``, ``acceptability_task`` and ``pos_task``.
+(``nsp_task`` is no row: fine-tuned on it, every model stayed at chance in the committed 3-seed run.)"""
+
+Use = Literal["finetune", "features", "bilstm"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the head-to-head: the pre-training recipe ``variant`` (a key of ``registry.VARIANTS``)
+    and how fine-tuning ``use``-s it: ``finetune`` (every weight trains under the task head), ``features``
+    (frozen network, a learned scalar mix of its layers under the head: ELMo's own recipe) or ``bilstm``
+    (a fresh BiLSTM between the fine-tuned network and the head: the paper's "LTR & No NSP + BiLSTM").
+    ``main`` rows are also fine-tuned from random initialisation (their pre-training gain)."""
+
+    variant: str
+    use: Use = "finetune"
+    main: bool = False
+
+
+ROWS: dict[str, Row] = {
+    "elmo": Row("elmo", "features", main=True),
+    "gpt": Row("gpt", main=True),
+    "bert": Row("bert", main=True),
+    "bert-no-nsp": Row("bert-no-nsp"),
+    "bert-mask15": Row("bert-mask15"),
+    "bert-post-ln": Row("bert-post-ln"),
+    "ltr-bilstm": Row("gpt", "bilstm"),
+    "elmo-finetuned": Row("elmo"),
+    "bert-joint": Row("bert-joint"),
+}
+"""Every row the experiment can run; a preset's ``rows`` chooses. Rows of one variant share its pre-training."""
 
 
 @dataclass(frozen=True)
@@ -68,15 +102,17 @@ class Preset:
     finetune_lr: float
     finetune_batch_size: int
     cost_lengths: tuple[int, ...]  # sequence lengths of the forward-time measurement
+    rows: tuple[str, ...] = MODELS  # keys of ROWS: what is compared
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny", n_docs=400, lexicon=4, p_indefinite=0.5, p_coordination=0.3, vocab_size=320,
         d_model=64, n_layers=2, n_heads=2, d_ff=256, max_len=64, dropout=0.1,
-        pretrain_steps=300, batch_size=32, lr=3e-3, mlm_probability=0.4,
+        pretrain_steps=1000, batch_size=32, lr=3e-3, mlm_probability=0.4,
         cloze_items=100, tasks=("pos",), finetune_train=256, finetune_test=200,
         finetune_steps=40, finetune_lr=1e-3, finetune_batch_size=32, cost_lengths=(16, 32, 64),
+        rows=("gpt", "bert"),
     ),
     "course": Preset(
         name="course", n_docs=800, lexicon=4, p_indefinite=0.5, p_coordination=0.3, vocab_size=320,
@@ -84,6 +120,7 @@ PRESETS: dict[str, Preset] = {
         pretrain_steps=2500, batch_size=32, lr=3e-3, mlm_probability=0.4,
         cloze_items=200, tasks=TASKS, finetune_train=256, finetune_test=300,
         finetune_steps=150, finetune_lr=1e-3, finetune_batch_size=32, cost_lengths=(16, 32, 64, 128),
+        rows=tuple(ROWS),
     ),
     "full": Preset(
         name="full", n_docs=20000, lexicon=None, p_indefinite=0.5, p_coordination=0.3, vocab_size=1024,
@@ -91,6 +128,7 @@ PRESETS: dict[str, Preset] = {
         pretrain_steps=20000, batch_size=128, lr=1e-3, mlm_probability=0.15,
         cloze_items=1000, tasks=TASKS, finetune_train=2048, finetune_test=1000,
         finetune_steps=1000, finetune_lr=3e-4, finetune_batch_size=64, cost_lengths=(16, 32, 64, 128, 256, 512),
+        rows=tuple(ROWS),
     ),
 }  # fmt: skip
 """``tiny``: the test and chapter 08's live run (one seed: 43 s on 2 CPU cores with ``--jobs auto``, 68 s in one
@@ -120,11 +158,19 @@ class PretrainingCorpus:
     tokenizer: WordPieceTokenizer
     ids: list[list[list[int]]]
 
-    def data(self, name: ModelName, preset: Preset, seed: int) -> PretrainData:
-        """What model ``name`` reads in run ``seed``: sentence pairs "[CLS] A [SEP] B [SEP]" of at most
-        ``preset.max_len`` tokens, the same token ids for every model (BERT masks them and predicts the
-        pair's label); the order, the pairs and the masks are functions of (seed, epoch, index)."""
-        return PretrainData(name, self.ids, self.tokenizer, preset.max_len, seed, preset.mlm_probability, "pairs")
+    def data(self, name: str, preset: Preset, seed: int) -> PretrainData:
+        """What variant ``name`` (``elmo``, ``gpt``, ``bert`` or another key of ``registry.VARIANTS``) reads
+        in run ``seed``: sentence pairs "[CLS] A [SEP] B [SEP]" of at most ``preset.max_len`` tokens, the
+        same token ids for every model (BERT masks them, at the variant's rate or the preset's, and
+        predicts the pair's label); the order, the pairs and the masks are functions of (seed, epoch, index)."""
+        variant = _variant(name)
+        p = variant.mlm_probability if variant.mlm_probability is not None else preset.mlm_probability
+        weights = {self.tokenizer.convert_tokens_to_ids([w])[0]: k for w, k in variant.target_words.items()}
+        if self.tokenizer.unk_token_id in weights:
+            raise ValueError(f"target_words of {name!r} must be tokens of the vocabulary, got {variant.target_words}")
+        return PretrainData(
+            variant.family, self.ids, self.tokenizer, preset.max_len, seed, p, "pairs", variant.mask_adjacent, weights
+        )
 
 
 def pretraining_corpus(preset: Preset) -> PretrainingCorpus:
@@ -139,3 +185,16 @@ def preset_configs(preset: Preset, vocab_size: int) -> dict[ModelName, ModelConf
     return same_budget_configs(
         vocab_size, preset.d_model, preset.n_layers, preset.n_heads, preset.d_ff, preset.max_len, preset.dropout
     )
+
+
+def _variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise ValueError(f"name must be one of {tuple(VARIANTS)}, got {name!r}")
+    return VARIANTS[name]
+
+
+def variant_config(preset: Preset, vocab_size: int, name: str) -> ModelConfig:
+    """The config of variant ``name`` (``registry.VARIANTS``) at ``preset``'s sizes: its family's
+    same-budget config (``preset_configs``) with the variant's changes."""
+    variant = _variant(name)
+    return variant.configure(preset_configs(preset, vocab_size)[variant.family])
