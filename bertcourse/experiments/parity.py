@@ -64,7 +64,8 @@ def train_conjunction(
     torch.manual_seed(seed)
     model = BertForPreTraining(config)
     probe = nn.Linear(config.d_model, 2)  # used by head="linear" only
-    params = [*model.bert.parameters(), *(probe.parameters() if head == "linear" else model.mlm_head.parameters())]
+    trained = [model.bert, probe if head == "linear" else model.mlm_head]
+    params = list({id(p): p for m in trained for p in m.parameters()}.values())  # a tied decoder's weight once
     optimizer = torch.optim.AdamW(params, lr=lr)
     mask_id = tokenizer.mask_token_id
 
