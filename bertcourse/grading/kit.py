@@ -5,7 +5,12 @@ A property is usually one of three shapes, each a one-liner on :class:`~bertcour
 - ``t.equals(name, query, expected, mistakes, on=...)``: the output of ``query`` equals the oracle's
   ``expected``; a wrong output gets the hint of the first mistake in ``mistakes`` it reproduces;
 - ``t.shape(name, query, shape, dtype, hints, on=...)``: a tensor of this shape and dtype;
-- ``t.unchanged(query, before, on=...)``: the function left its (named) inputs as they were.
+- ``t.unchanged(query, before, on=...)``: the function left its (named) inputs as they were;
+- ``t.same(name, query, like, hint, on=...)``: an invariance, the output of ``query`` equals that of ``like``.
+
+A property that judges several inputs returns :func:`first` of its ``(label, problem)`` pairs; a
+tuple of tensors is judged by :func:`expect_tensors`; a mistake catalogue is a table of ``(hint, how
+the oracle reproduces it)`` rows, turned into ``(hint, wrong answer)`` pairs by :func:`variants`.
 
 Everything else here is an independent oracle or a reader shared by several exercises. Oracles are
 written from PyTorch primitives (``torch.softmax``, matrix products, ``F.scaled_dot_product_attention``),
@@ -15,7 +20,7 @@ never from the course functions a learner is asked to write.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,13 +33,67 @@ __all__ = [
     "attention_oracle",
     "compare_all",
     "describe_attention",
+    "expect_tensors",
+    "first",
     "leaks",
     "output_and_weights",
+    "reproducible",
     "scalar",
     "unpack",
+    "variants",
 ]
 
 Mistake = tuple[str, Any]
+
+
+def first(problems: Iterable[tuple[str, str | None]]) -> str | None:
+    """The first problem of ``(label, problem)`` pairs, as "label: problem" (bare if the label is ""); None if none.
+
+    Pass a generator: each problem is then only computed (and its query read) when those before it hold.
+    """
+    return next((f"{label}: {problem}" if label else problem for label, problem in problems if problem), None)
+
+
+def variants(oracle: Callable[..., Any], table: Iterable[tuple[str, Mapping[str, Any]]], *args: Any) -> list[Mistake]:
+    """A mistake catalogue: ``(hint, oracle(*args, **knobs))`` for each ``(hint, knobs)`` row of ``table``."""
+    return [(hint, oracle(*args, **knobs)) for hint, knobs in table]
+
+
+def expect_tensors(
+    result: object,
+    names: Sequence[str],
+    specs: Mapping[str, tuple[Any, ...]],
+    not_a_pair: str = "",
+) -> str | None:
+    """None if ``result`` is a pair of tensors ``names`` of the shapes and dtypes of ``specs`` (judged in its order).
+
+    ``specs[name]`` holds the arguments of :func:`~bertcourse.grading.framework.expect_tensor` after the
+    value: ``(shape, dtype)`` or ``(shape, dtype, hints)``.
+    """
+    from bertcourse.grading.framework import expect_tensor
+
+    values = unpack(result, len(names))
+    if values is None:
+        return not_a_pair or f"expected a pair ({', '.join(names)}), got {type(result).__name__}"
+    return first((name, expect_tensor(values[names.index(name)], *spec)) for name, spec in specs.items())
+
+
+def reproducible(draws: object, again: object, other: object, how: str) -> str | None:
+    """Draws that come from the generator: ``again`` (same seed) equals ``draws``, ``other`` (another seed) does not.
+
+    Pairs are compared part by part; ``how`` ends the hint when the same seed gave different draws.
+    """
+    from bertcourse.grading.framework import compare
+
+    def equal(x: object, y: object) -> bool:
+        pairs = zip(x, y, strict=True) if isinstance(x, tuple) and isinstance(y, tuple) else [(x, y)]
+        return all(compare(u, v) is None for u, v in pairs)
+
+    if not equal(again, draws):
+        return f"two calls with generators of the same seed gave different draws: {how}"
+    if equal(other, draws):
+        return "generators with different seeds gave the same draws: your draws ignore the generator argument"
+    return None
 
 
 def unpack(result: object, n: int = 2) -> tuple[object, ...] | None:
