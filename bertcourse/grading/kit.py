@@ -54,9 +54,11 @@ def first(problems: Iterable[tuple[str, str | None]]) -> str | None:
     return next((f"{label}: {problem}" if label else problem for label, problem in problems if problem), None)
 
 
-def variants(oracle: Callable[..., Any], table: Iterable[tuple[str, Mapping[str, Any]]], *args: Any) -> list[Mistake]:
-    """A mistake catalogue: ``(hint, oracle(*args, **knobs))`` for each ``(hint, knobs)`` row of ``table``."""
-    return [(hint, oracle(*args, **knobs)) for hint, knobs in table]
+def variants(
+    oracle: Callable[..., Any], table: Iterable[tuple[str, Mapping[str, Any]]], *args: Any, **kwargs: Any
+) -> list[Mistake]:
+    """A mistake catalogue: ``(hint, oracle(*args, **kwargs, **knobs))`` for each ``(hint, knobs)`` row of ``table``."""
+    return [(hint, oracle(*args, **{**kwargs, **knobs})) for hint, knobs in table]
 
 
 def expect_tensors(
