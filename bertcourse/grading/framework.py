@@ -204,7 +204,8 @@ class Task:
         """Gated property ``name``, an invariance: the output of ``query`` equals that of ``like``, else ``hint``."""
 
         def test(a: Answers) -> str | None:
-            return None if compare(read(a[query]), read(a[like])) is None else hint
+            reference = read(a[like])
+            return None if compare(read(a[query]), reference) is None else hint
 
         self.properties.append(Property(name, on, test, gated=True))
 
