@@ -34,6 +34,7 @@ __all__ = [
     "compare_all",
     "describe_attention",
     "expect_tensors",
+    "fail",
     "first",
     "leaks",
     "output_and_weights",
@@ -96,6 +97,13 @@ def reproducible(draws: object, again: object, other: object, how: str) -> str |
     if equal(other, draws):
         return "generators with different seeds gave the same draws: your draws ignore the generator argument"
     return None
+
+
+def fail(problem: str) -> Any:
+    """Fail the property that reads this answer, with ``problem`` as its hint (a malformed answer, say)."""
+    from bertcourse.grading.framework import UnansweredError
+
+    raise UnansweredError(problem)
 
 
 def unpack(result: object, n: int = 2) -> tuple[object, ...] | None:
