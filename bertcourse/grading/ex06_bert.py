@@ -160,8 +160,8 @@ def mask_tokens_task(t: Task) -> None:
         on="50 rows, seeds 4, 4, 5",
     )
     def generator(a: Answers) -> str | None:
-        first, again, other = (get(a, name) for name in ("seed4", "seed4_again", "seed5"))
-        return kit.reproducible(first, again, other, "draw all with generator")
+        first, again, other = (torch.stack(get(a, name)) for name in ("seed4", "seed4_again", "seed5"))
+        return kit.reproducible(first, again, other, "draw all with generator")  # (inputs, labels) stacked
 
 
 check_mask_tokens = EXERCISE.check("mask_tokens")
