@@ -14,7 +14,7 @@ the property holds, else a hint that names the mistake, never the fix (:func:`co
 most of this). One property per thing that can go wrong: a bug should fail the properties it breaks,
 not all of them (so check shape and dtype in one property, and judge values apart from the shape in
 the others; :func:`expect_tensor` is the shape-and-dtype property). The one-line forms
-``t.equals``, ``t.shape`` and ``t.unchanged`` cover most properties (:mod:`~bertcourse.grading.kit`
+``t.equals``, ``t.shape``, ``t.same`` and ``t.unchanged`` cover most properties (:mod:`~bertcourse.grading.kit`
 has them, and the shared oracles); declare a property that a constant answer could pass (a shape,
 a type, an invariance) with ``gated=True``: it then counts only beside a value property that passed.
 ``t.error_hint(regex, hint)`` adds a hint when the function raises and the regex matches its

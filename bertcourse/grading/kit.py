@@ -1,6 +1,6 @@
 """The grader's kit: what the exercise modules share, so that a property reads as inputs, oracle and hint.
 
-A property is usually one of three shapes, each a one-liner on :class:`~bertcourse.grading.framework.Task`:
+A property is usually one of four shapes, each a one-liner on :class:`~bertcourse.grading.framework.Task`:
 
 - ``t.equals(name, query, expected, mistakes, on=...)``: the output of ``query`` equals the oracle's
   ``expected``; a wrong output gets the hint of the first mistake in ``mistakes`` it reproduces;
@@ -10,7 +10,9 @@ A property is usually one of three shapes, each a one-liner on :class:`~bertcour
 
 A property that judges several inputs returns :func:`first` of its ``(label, problem)`` pairs; a
 tuple of tensors is judged by :func:`expect_tensors`; a mistake catalogue is a table of ``(hint, how
-the oracle reproduces it)`` rows, turned into ``(hint, wrong answer)`` pairs by :func:`variants`.
+the oracle reproduces it)`` rows, turned into ``(hint, wrong answer)`` pairs by :func:`variants`; a
+reader that finds an answer malformed calls :func:`fail`, which fails the property reading it with
+that hint.
 
 Everything else here is an independent oracle or a reader shared by several exercises. Oracles are
 written from PyTorch primitives (``torch.softmax``, matrix products, ``F.scaled_dot_product_attention``),
