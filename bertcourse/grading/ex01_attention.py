@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bertcourse.grading import kit
 from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, randn
-from bertcourse.grading.kit import attend, attention_oracle, describe_attention, expect_tensors, first, leaks, unpack
+from bertcourse.grading.kit import attend, attention_oracle, describe_attention, first, leaks
 from bertcourse.grading.kit import output_and_weights as pair
 
 __all__ = ["EXERCISE", "check_causal_mask", "check_padding_mask", "check_scaled_dot_product_attention", "check_softmax"]
@@ -131,9 +132,9 @@ def _weight_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> li
 
 def _check_pair(result: object, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> str | None:
     """Compare the learner's (output, weights) on one input with the oracle; hint at the mistake if not equal."""
-    if unpack(result) is None:
+    if kit.unpack(result) is None:
         return f"expected a pair (output, weights), got {type(result).__name__}"
-    output, weights = unpack(result)
+    output, weights = kit.unpack(result)
     expected_output, expected_weights = attention_oracle(q, k, v, mask)
     output_mistakes = [
         ("the weights are applied to the keys; they weigh the values", expected_weights @ k),
@@ -169,11 +170,9 @@ def attention_task(t: Task) -> None:
     t.query("masked", q, k, v, mask=mask)
     t.query("empty", q, k, v, mask=empty)
     t.query("causal", qc, kc, vc, mask=causal)
-    for j in range(1, L):
-        k2, v2 = kc.clone(), vc.clone()
-        k2[..., j, :] += 1.0  # change token j's key and value, nothing else
-        v2[..., j, :] += 1.0
-        t.query(f"causal_changed_{j}", qc, k2, v2, mask=causal)
+    for j in range(1, L):  # change token j's key and value, nothing else
+        token = (..., j, slice(None))
+        t.query(f"causal_changed_{j}", qc, kit.bumped(kc, token), kit.bumped(vc, token), mask=causal)
     t.query("no_heads", q[:, 0], k[:, 0], v[:, 0], mask=mask[:, 0])  # (B, h, L, d) -> (B, L, d)
 
     transposed = "transposed: one row per query, one column per "
@@ -185,7 +184,7 @@ def attention_task(t: Task) -> None:
         }),
     }  # fmt: skip
     t.property("returns (output, weights) of the right shapes, keeping float32", on=describe_attention(q.float(), k, v),
-               gated=True)(lambda a: expect_tensors(a["float32"], ("output", "weights"), specs))  # fmt: skip
+               gated=True)(lambda a: kit.expect_tensors(a["float32"], ("output", "weights"), specs))  # fmt: skip
     t.property("equals softmax(Q K^T / sqrt(d_k)) V (F.scaled_dot_product_attention)", on=on)(
         lambda a: _check_pair(a["plain"], q, k, v)
     )
@@ -250,10 +249,9 @@ def _leaks(mask: Tensor, sees: Tensor) -> str | None:
     q, k, v = randn(1, 2, L_q, 4, seed=8), randn(1, 2, L_k, 4, seed=9), randn(1, 2, L_k, 3, seed=10)
     base = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     for j in range(L_k):
-        k2, v2 = k.clone(), v.clone()
-        k2[..., j, :] += 1.0  # change token j's key and value, nothing else
-        v2[..., j, :] += 1.0
-        moved = (F.scaled_dot_product_attention(q, k2, v2, attn_mask=mask) - base).abs().amax(dim=(0, 1, -1))  # (L_q,)
+        token = (..., j, slice(None))  # change token j's key and value, nothing else
+        output = F.scaled_dot_product_attention(q, kit.bumped(k, token), kit.bumped(v, token), attn_mask=mask)
+        moved = (output - base).abs().amax(dim=(0, 1, -1))  # (L_q,)
         moved = moved.nan_to_num(0.0) > 1e-9
         for i in range(L_q):
             if moved[i] and not sees[i, j]:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from bertcourse.grading.framework import Answers, Exercise, Task, compare, randn
-from bertcourse.grading.kit import attend, attention_oracle, expect_tensors, leaks, output_and_weights
+from bertcourse.grading.kit import attend, attention_oracle, bumped, expect_tensors, leaks, output_and_weights
 
 __all__ = ["EXERCISE", "check_cross_attention", "check_self_attention"]
 
@@ -105,9 +105,7 @@ def self_attention_task(t: Task) -> None:
     t.query("key_padding", x, w_q, w_k, w_v, mask=key_padding)
     t.query("causal", x, w_q, w_k, w_v, mask=causal)
     for j in range(1, T):
-        x2 = x.clone()
-        x2[:, j] += 1.0  # change token j only
-        t.query(f"causal_changed_{j}", x2, w_q, w_k, w_v, mask=causal)
+        t.query(f"causal_changed_{j}", bumped(x, (slice(None), j)), w_q, w_k, w_v, mask=causal)  # token j only
 
     specs = {
         "weights": ((B, T, T), torch.float32),
@@ -185,14 +183,13 @@ def cross_attention_task(t: Task) -> None:
     t.query("masked_int", x, context, w_q, w_k, w_v, context_mask=real.long())
     t.query("masked_bool", x, context, w_q, w_k, w_v, context_mask=real)
     t.query("same_length_masked", x_same, context, w_q, w_k, w_v, context_mask=real)
-    changed_pad, changed_real = context.clone(), context.clone()
-    changed_pad[1, 3:] += 1.0  # only sequence 1's padding
-    changed_real[1, 0] += 1.0  # a real token of sequence 1
+    changed_pad, changed_real = (
+        bumped(context, (1, slice(3, None))),
+        bumped(context, (1, 0)),
+    )  # 1's padding; a real token
     t.query("pad_changed", x, changed_pad, w_q, w_k, w_v, context_mask=real)
     t.query("real_changed", x, changed_real, w_q, w_k, w_v, context_mask=real)
-    x_changed = x.clone()
-    x_changed[:, 1] += 1.0  # query position 1 only
-    t.query("query_changed", x_changed, context, w_q, w_k, w_v)
+    t.query("query_changed", bumped(x, (slice(None), 1)), context, w_q, w_k, w_v)  # query position 1 only
 
     specs = {
         "weights": ((B, T, S), torch.float32, {

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from bertcourse.attention import MultiHeadAttention
 from bertcourse.grading.framework import Answers, Exercise, Task, randn
-from bertcourse.grading.kit import leaks, variants
+from bertcourse.grading.kit import bumped, leaks, variants
 
 __all__ = [
     "EXERCISE",
@@ -251,9 +251,7 @@ def multi_head_task(t: Task) -> None:
     t.query("masked", x, *weights, N_HEADS, mask=mask)
     t.query("causal", x, *weights, N_HEADS, mask=causal)
     for j in range(1, T):
-        x2 = x.clone()
-        x2[:, j] += 1.0  # change token j only
-        t.query(f"causal_changed_{j}", x2, *weights, N_HEADS, mask=causal)
+        t.query(f"causal_changed_{j}", bumped(x, (slice(None), j)), *weights, N_HEADS, mask=causal)  # token j only
 
     hints = {(B, N_HEADS, T, D_HEAD): "the heads are not merged back into (B, T, H)"}
     t.shape("returns (B, T, H), keeping float32", "float32", (B, T, H), torch.float32, hints, on=f"{on}, float32")

@@ -33,6 +33,7 @@ __all__ = [
     "as_float64",
     "attend",
     "attention_oracle",
+    "bumped",
     "compare_all",
     "describe_attention",
     "expect_tensors",
@@ -102,6 +103,13 @@ def fail(problem: str) -> Any:
     from bertcourse.grading.framework import UnansweredError
 
     raise UnansweredError(problem)
+
+
+def bumped(x: Tensor, index: Any) -> Tensor:
+    """A copy of ``x`` with 1 added at ``index`` (one token changed, nothing else), to see which outputs move."""
+    x = x.clone()
+    x[index] += 1.0
+    return x
 
 
 def unpack(result: object, n: int = 2) -> tuple[object, ...] | None:
