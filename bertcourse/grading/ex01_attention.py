@@ -61,11 +61,13 @@ def softmax_task(t: Task) -> None:
         ]
         return compare(got, torch.softmax(x, dim=-1), mistakes)
 
-    ignored = "dim={} was ignored: the result is normalised along the last axis"
+    def along(a: Answers, d: int) -> str | None:
+        ignored = f"dim={d} was ignored: the result is normalised along the last axis"
+        return compare(a[f"dim{d}"], torch.softmax(x, dim=d), [(ignored, torch.softmax(x, -1))])
+
     t.property("normalises along the axis given by dim", on=f"{on}, dim=1 and dim=0")(
-        lambda a: first((f"with dim={d}", compare(a[f"dim{d}"], torch.softmax(x, dim=d),
-                                                  [(ignored.format(d), torch.softmax(x, -1))])) for d in (1, 0))
-    )  # fmt: skip
+        lambda a: first((f"with dim={d}", along(a, d)) for d in (1, 0))
+    )
 
     @t.property("stays finite and exact for large scores (x · 1e4)", on="x · 1e4 of shape (2, 3, 5), float32")
     def large_scores(a: Answers) -> str | None:

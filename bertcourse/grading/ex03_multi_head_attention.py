@@ -86,11 +86,9 @@ def merge_heads_task(t: Task) -> None:
     hints = {(B, T, N_HEADS, D_HEAD): "the heads are not concatenated yet: (B, T, n_heads, d) -> (B, T, H)"}
     t.shape("returns (B, T, n_heads * d), keeping the dtype", "float32", (B, T, H), torch.float32, hints,
             on=f"{on}, float32")  # fmt: skip
-    bare = (
-        "a bare reshape of (B, n_heads, T, d) to (B, T, H) mixes positions: move the heads axis next to the features "
-    )
-    t.equals("is the concatenation of the heads at every position (undoes split_heads)", "z", _merge(z),
-             [(bare + "first", z.reshape(B, T, H))], on=on)  # fmt: skip
+    bare = [("a bare reshape of (B, n_heads, T, d) to (B, T, H) mixes positions: move the heads axis next to the "
+             "features first", z.reshape(B, T, H))]  # fmt: skip
+    t.equals("is the concatenation of the heads at every position (undoes split_heads)", "z", _merge(z), bare, on=on)
     t.equals("reads the number and size of the heads from x", "two_heads", _merge(z2),
              on=f"x (B={B}, n_heads=2, T={T}, d=6)")  # fmt: skip
 
