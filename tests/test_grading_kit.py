@@ -40,6 +40,59 @@ def test_readers() -> None:
     assert math.isclose(kit.as_number(torch.tensor(0.25, dtype=torch.float64)), 0.25)
 
 
+def test_first_labels_the_first_problem_and_stops_there() -> None:
+    seen = []
+
+    def problem(label: str, text: str | None) -> tuple[str, str | None]:
+        seen.append(label)
+        return label, text
+
+    assert kit.first(problem(x, None) for x in "ab") is None and seen == ["a", "b"]
+    seen.clear()
+    assert kit.first(problem(x, "wrong" if x == "b" else None) for x in "abc") == "b: wrong" and seen == ["a", "b"]
+    assert kit.first([("", "bare"), ("x", "later")]) == "bare"
+
+
+def test_variants_evaluate_a_table_of_knobs() -> None:
+    def oracle(x: float, scale: float = 1.0, shift: float = 0.0) -> float:
+        return x * scale + shift
+
+    table = [("doubled", {"scale": 2.0}), ("shifted", {"shift": 1.0})]
+    assert kit.variants(oracle, table, 3.0) == [("doubled", 6.0), ("shifted", 4.0)]
+    assert kit.variants(oracle, table, 3.0, shift=5.0) == [("doubled", 11.0), ("shifted", 4.0)]  # a knob wins
+
+
+def test_expect_tensors_judges_each_part_in_the_order_of_its_specs() -> None:
+    names, good = ("output", "weights"), (torch.zeros(2, 3), torch.zeros(2, 2))
+    specs = {"weights": ((2, 2), torch.float32), "output": ((2, 3), torch.float32, {(3, 2): "transposed"})}
+    assert kit.expect_tensors(good, names, specs) is None
+    assert kit.expect_tensors(torch.zeros(2), names, specs) == "expected a pair (output, weights), got Tensor"
+    assert kit.expect_tensors(5, names, specs, not_a_pair="return a pair") == "return a pair"
+    assert kit.expect_tensors((torch.zeros(3, 2), torch.zeros(2, 2)), names, specs).endswith(": transposed")
+    both_wrong = (torch.zeros(3, 2), torch.zeros(1))
+    assert kit.expect_tensors(both_wrong, names, specs).startswith("weights: expected shape (2, 2)")
+
+
+def test_reproducible_draws() -> None:
+    a, b = torch.tensor([1, 2, 3]), torch.tensor([3, 2, 1])
+    assert kit.reproducible(a, a.clone(), b, "use it") is None
+    assert kit.reproducible(a, b, b, "use it").endswith("gave different draws: use it")
+    assert "ignore the generator argument" in kit.reproducible(a, a.clone(), a.clone(), "use it")
+
+
+def test_fail_and_the_task_forms_equals_with_a_hint_and_same() -> None:
+    task = framework.Task("f", 1.0, "check_f")
+    task.equals("equals 1", "one", 1.0, hint="never 1")
+    task.same("does not move", "moved", "one", "it moved")
+    task.property("a malformed answer fails")(lambda a: kit.fail("malformed") if a["one"] != 1.0 else None)
+    outcomes = {"one": {"value": 2.0}, "moved": {"value": 3.0}}
+    details = [p.detail for p in framework.judge(task, {"outcomes": outcomes}).properties]
+    assert details == ["never 1", "it moved", "malformed"]
+    assert task.properties[1].gated and not task.properties[0].gated
+    passed = framework.judge(task, {"outcomes": {"one": {"value": 1.0}, "moved": {"value": 1.0}}})
+    assert passed.points == 1.0
+
+
 def test_oracles_never_import_the_functions_a_learner_writes() -> None:
     """No exercise module or the kit imports bertcourse.heads/attention/lstm/objectives (the learner's functions)."""
     from pathlib import Path

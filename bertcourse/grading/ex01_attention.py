@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, expect_tensor, randn
-from bertcourse.grading.kit import attend, attention_oracle, describe_attention, leaks, output_and_weights, unpack
+from bertcourse.grading import kit
+from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, randn
+from bertcourse.grading.kit import attend, attention_oracle, describe_attention, first, leaks
+from bertcourse.grading.kit import output_and_weights as pair
 
 __all__ = ["EXERCISE", "check_causal_mask", "check_padding_mask", "check_scaled_dot_product_attention", "check_softmax"]
 
@@ -48,26 +50,24 @@ def softmax_task(t: Task) -> None:
 
     @t.property("equals torch.softmax along the last axis (each row sums to 1)", on=on)
     def last_axis(a: Answers) -> str | None:
-        got = a["rows"]
+        got, e = a["rows"], x.exp()
         if type(got) is Tensor and got.shape == x.shape and got.is_floating_point() and torch.isfinite(got).all():
             sums = got.double().sum(dim=-1)
             if not torch.allclose(sums, torch.ones_like(sums)):
                 return f"the rows do not sum to 1 (their sums range from {sums.min():.4g} to {sums.max():.4g})"
-        e = x.exp()
         mistakes = [
             ("normalised over the whole tensor instead of along dim: only each row must sum to 1", e / e.sum()),
             *[(f"normalised along axis {d} instead of along dim=-1", torch.softmax(x, dim=d)) for d in (0, 1)],
         ]
         return compare(got, torch.softmax(x, dim=-1), mistakes)
 
-    @t.property("normalises along the axis given by dim", on=f"{on}, dim=1 and dim=0")
-    def other_axes(a: Answers) -> str | None:
-        for dim in (1, 0):
-            mistakes = [(f"dim={dim} was ignored: the result is normalised along the last axis", torch.softmax(x, -1))]
-            problem = compare(a[f"dim{dim}"], torch.softmax(x, dim=dim), mistakes)
-            if problem:
-                return f"with dim={dim}: {problem}"
-        return None
+    def along(a: Answers, d: int) -> str | None:
+        ignored = f"dim={d} was ignored: the result is normalised along the last axis"
+        return compare(a[f"dim{d}"], torch.softmax(x, dim=d), [(ignored, torch.softmax(x, -1))])
+
+    t.property("normalises along the axis given by dim", on=f"{on}, dim=1 and dim=0")(
+        lambda a: first((f"with dim={d}", along(a, d)) for d in (1, 0))
+    )
 
     @t.property("stays finite and exact for large scores (x · 1e4)", on="x · 1e4 of shape (2, 3, 5), float32")
     def large_scores(a: Answers) -> str | None:
@@ -94,12 +94,28 @@ check_softmax = EXERCISE.check("softmax")
 
 # ------------------------------------------------------------------------------ scaled dot-product attention
 
-
-def _weights(
-    q: Tensor, k: Tensor, mask: Tensor | None = None, scale: float | None = None, dim: int = -1, fill: float = -math.inf
-) -> Tensor:
-    """softmax(Q K^T · scale) along ``dim``, masked scores set to ``fill``: the right weights with the defaults."""
-    return attend(q, k, k, mask, scale, dim, fill)[1]
+SCALES = [  # (hint, the scale it uses, from d_k and d_v): the right one first
+    ("", lambda d_k, d_v: 1.0 / math.sqrt(d_k)),
+    ("the scores are not scaled: which factor keeps Q K^T from growing with d_k?", lambda d_k, d_v: 1.0),
+    ("the scores are divided by d_k; the paper's scale is a square root", lambda d_k, d_v: 1.0 / d_k),
+    ("the scores are multiplied by sqrt(d_k) instead of divided by it", lambda d_k, d_v: math.sqrt(d_k)),
+    ("the scores are divided by sqrt(d_v), the size of the values; Q K^T sums d_k products",
+     lambda d_k, d_v: 1.0 / math.sqrt(d_v)),
+]  # fmt: skip
+WEIGHTS = [  # (hint, the weights it gives, from q, k, mask and the scale): the right ones first
+    ("", lambda q, k, mask, s: attend(q, k, k, mask, s)[1]),
+    ("softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 over the keys",
+     lambda q, k, mask, s: attend(q, k, k, mask, s, dim=-2)[1]),
+    ("the weights are the raw scores: they are never normalised", lambda q, k, mask, s: q @ k.transpose(-2, -1) * s),
+]  # fmt: skip
+MASKED_WEIGHTS = [  # the same with a mask
+    ("the mask is inverted: True means 'may attend'", lambda q, k, mask, s: attend(q, k, k, ~mask, s)[1]),
+    ("masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does softmax turn "
+     "into exactly 0?", lambda q, k, mask, s: attend(q, k, k, mask, s, fill=0.0)[1]),
+    ("masked keys are zeroed after the softmax, so rows no longer sum to 1; mask the scores instead",
+     lambda q, k, mask, s: torch.softmax(q @ k.transpose(-2, -1) * s, dim=-1) * mask),
+    ("the mask is ignored", lambda q, k, mask, s: attend(q, k, k, None, s)[1]),
+]  # fmt: skip
 
 
 def _weight_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> list[Mistake]:
@@ -108,64 +124,31 @@ def _weight_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> li
     A hint names the mistake, never the fix. Pairs matter: a learner who forgot the scale *and*
     inverted the mask should hear about both, not get a bare "values differ".
     """
-    d_k, d_v = q.shape[-1], v.shape[-1]
-    scales = [
-        ("", 1.0 / math.sqrt(d_k)),
-        ("the scores are not scaled: which factor keeps Q K^T from growing with d_k?", 1.0),
-        ("the scores are divided by d_k; the paper's scale is a square root", 1.0 / d_k),
-        ("the scores are multiplied by sqrt(d_k) instead of divided by it", math.sqrt(d_k)),
-        ("the scores are divided by sqrt(d_v), the size of the values; Q K^T sums d_k products", 1.0 / math.sqrt(d_v)),
+    return [
+        ("; and ".join(h for h in (scale_hint, hint) if h), weights(q, k, mask, scale(q.shape[-1], v.shape[-1])))
+        for scale_hint, scale in SCALES
+        for hint, weights in WEIGHTS + (MASKED_WEIGHTS if mask is not None else [])
+        if scale_hint or hint
     ]
-    mistakes = []
-    for scale_hint, scale in scales:
-        scores = q @ k.transpose(-2, -1) * scale  # (..., L_q, L_k)
-        variants = [
-            ("", _weights(q, k, mask, scale)),
-            (
-                "softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 "
-                "over the keys",
-                _weights(q, k, mask, scale, dim=-2),
-            ),
-            ("the weights are the raw scores: they are never normalised", scores),
-        ]
-        if mask is not None:
-            variants += [
-                ("the mask is inverted: True means 'may attend'", _weights(q, k, ~mask, scale)),
-                (
-                    "masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does "
-                    "softmax turn into exactly 0?",
-                    _weights(q, k, mask, scale, fill=0.0),
-                ),
-                (
-                    "masked keys are zeroed after the softmax, so rows no longer sum to 1; mask the scores instead",
-                    torch.softmax(scores, dim=-1) * mask,
-                ),
-                ("the mask is ignored", _weights(q, k, None, scale)),
-            ]
-        for hint, weights in variants:
-            if scale_hint or hint:
-                mistakes.append(("; and ".join(h for h in (scale_hint, hint) if h), weights))
-    return mistakes
 
 
 def _check_pair(result: object, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> str | None:
     """Compare the learner's (output, weights) on one input with the oracle; hint at the mistake if not equal."""
-    if unpack(result) is None:
+    if kit.unpack(result) is None:
         return f"expected a pair (output, weights), got {type(result).__name__}"
-    output, weights = unpack(result)
+    output, weights = kit.unpack(result)
     expected_output, expected_weights = attention_oracle(q, k, v, mask)
-    problem = compare(weights, expected_weights, lambda: _weight_mistakes(q, k, v, mask))
-    if problem:
-        return f"weights: {problem}"
     output_mistakes = [
         ("the weights are applied to the keys; they weigh the values", expected_weights @ k),
-        (
-            "the output is transposed: one row per query, one column per value feature",
-            expected_output.transpose(-2, -1),
-        ),
+        ("the output is transposed: one row per query, one column per value feature", expected_output.mT),
     ]
-    problem = compare(output, expected_output, output_mistakes)
-    return f"output: {problem}" if problem else None
+    return first(
+        (part, compare(got, want, wrong))
+        for part, got, want, wrong in (
+            ("weights", weights, expected_weights, lambda: _weight_mistakes(q, k, v, mask)),
+            ("output", output, expected_output, output_mistakes),
+        )
+    )
 
 
 @EXERCISE.task("scaled_dot_product_attention", points=4)
@@ -189,40 +172,28 @@ def attention_task(t: Task) -> None:
     t.query("masked", q, k, v, mask=mask)
     t.query("empty", q, k, v, mask=empty)
     t.query("causal", qc, kc, vc, mask=causal)
-    for j in range(1, L):
-        k2, v2 = kc.clone(), vc.clone()
-        k2[..., j, :] += 1.0  # change token j's key and value, nothing else
-        v2[..., j, :] += 1.0
-        t.query(f"causal_changed_{j}", qc, k2, v2, mask=causal)
+    for j in range(1, L):  # change token j's key and value, nothing else
+        token = (..., j, slice(None))
+        t.query(f"causal_changed_{j}", qc, kit.bumped(kc, token), kit.bumped(vc, token), mask=causal)
     t.query("no_heads", q[:, 0], k[:, 0], v[:, 0], mask=mask[:, 0])  # (B, h, L, d) -> (B, L, d)
 
-    @t.property(
-        "returns (output, weights) of the right shapes, keeping float32",
-        on=describe_attention(q.float(), k, v),
-        gated=True,
-    )
-    def shapes(a: Answers) -> str | None:
-        output, weights = output_and_weights(a["float32"])
-        if weights is None:
-            return f"expected a pair (output, weights), got {type(output).__name__}"
-        transposed = {(B, h, L_k, L_q): "transposed: one row per query, one column per key"}
-        problem = expect_tensor(weights, (B, h, L_q, L_k), torch.float32, transposed)
-        if problem:
-            return f"weights: {problem}"
-        output_hints = {
+    transposed = "transposed: one row per query, one column per "
+    specs = {
+        "weights": ((B, h, L_q, L_k), torch.float32, {(B, h, L_k, L_q): transposed + "key"}),
+        "output": ((B, h, L_q, d_v), torch.float32, {
             (B, h, L_q, d_k): "d_k columns: the weights are applied to the keys; they weigh the values",
-            (B, h, d_v, L_q): "transposed: one row per query, one column per value feature",
-        }
-        problem = expect_tensor(output, (B, h, L_q, d_v), torch.float32, output_hints)
-        return f"output: {problem}" if problem else None
-
-    @t.property("equals softmax(Q K^T / sqrt(d_k)) V (F.scaled_dot_product_attention)", on=on)
-    def plain(a: Answers) -> str | None:
-        return _check_pair(a["plain"], q, k, v)
+            (B, h, d_v, L_q): transposed + "value feature",
+        }),
+    }  # fmt: skip
+    t.property("returns (output, weights) of the right shapes, keeping float32", on=describe_attention(q.float(), k, v),
+               gated=True)(lambda a: kit.expect_tensors(a["float32"], ("output", "weights"), specs))  # fmt: skip
+    t.property("equals softmax(Q K^T / sqrt(d_k)) V (F.scaled_dot_product_attention)", on=on)(
+        lambda a: _check_pair(a["plain"], q, k, v)
+    )
 
     @t.property("stays finite and exact for large scores (q · 1e4)", on=f"{on}, q · 1e4")
     def large(a: Answers) -> str | None:
-        for name, got in zip(("output", "weights"), output_and_weights(a["large"]), strict=True):
+        for name, got in zip(("output", "weights"), pair(a["large"]), strict=True):
             if type(got) is Tensor and got.is_floating_point() and not torch.isfinite(got).all():
                 return (
                     f"{name} holds NaN/inf for large scores: exp overflows (exp(710) is inf in float64). Softmax "
@@ -231,25 +202,24 @@ def attention_task(t: Task) -> None:
                 )
         return _check_pair(a["large"], q * 1e4, k, v)
 
-    @t.property("a boolean mask hides keys (True = may attend)", on=describe_attention(q, k, v, mask))
-    def masked(a: Answers) -> str | None:
-        return _check_pair(a["masked"], q, k, v, mask)
+    t.property("a boolean mask hides keys (True = may attend)", on=describe_attention(q, k, v, mask))(
+        lambda a: _check_pair(a["masked"], q, k, v, mask)
+    )
 
     @t.property("a query that may attend to nothing returns zeros", on=describe_attention(q, k, v, empty))
     def empty_row(a: Answers) -> str | None:
-        output, weights = output_and_weights(a["empty"])
+        output, weights = pair(a["empty"])
         if type(output) is Tensor and output.shape == (B, h, L_q, d_v) and output[0, :, 1].isnan().any():
             return (
                 "a query that may attend to nothing gave NaN: softmax over a row of -inf is 0/0. "
                 "Detect such rows and return zeros for them"
             )
-        if type(weights) is Tensor and weights.shape == (B, h, L_q, L_k) and weights.is_floating_point():
-            uniform = torch.full_like(weights[0, :, 1], 1.0 / L_k)
-            if torch.allclose(weights[0, :, 1], uniform):
-                return (
-                    "a query that may attend to nothing spread its weight evenly over keys it may not see "
-                    "(a finite fill value); such rows must be all zeros"
-                )
+        usable = type(weights) is Tensor and weights.shape == (B, h, L_q, L_k) and weights.is_floating_point()
+        if usable and torch.allclose(weights[0, :, 1], torch.full_like(weights[0, :, 1], 1.0 / L_k)):
+            return (
+                "a query that may attend to nothing spread its weight evenly over keys it may not see "
+                "(a finite fill value); such rows must be all zeros"
+            )
         return _check_pair(a["empty"], q, k, v, empty)
 
     @t.property(
@@ -258,14 +228,12 @@ def attention_task(t: Task) -> None:
         gated=True,
     )
     def hidden_keys(a: Answers) -> str | None:
-        changed = [output_and_weights(a[f"causal_changed_{j}"])[0] for j in range(1, L)]
-        return leaks(output_and_weights(a["causal"])[0], changed, lambda diff, j: diff[..., :j, :], "key/value")
+        changed = [pair(a[f"causal_changed_{j}"])[0] for j in range(1, L)]
+        return leaks(pair(a["causal"])[0], changed, lambda diff, j: diff[..., :j, :], "key/value")
 
-    @t.property(
+    t.property(
         "works without a heads axis: (B, L, d) inputs", on=describe_attention(q[:, 0], k[:, 0], v[:, 0], mask[:, 0])
-    )
-    def no_heads(a: Answers) -> str | None:
-        return _check_pair(a["no_heads"], q[:, 0], k[:, 0], v[:, 0], mask[:, 0])
+    )(lambda a: _check_pair(a["no_heads"], q[:, 0], k[:, 0], v[:, 0], mask[:, 0]))
 
 
 check_scaled_dot_product_attention = EXERCISE.check("scaled_dot_product_attention")
@@ -283,10 +251,9 @@ def _leaks(mask: Tensor, sees: Tensor) -> str | None:
     q, k, v = randn(1, 2, L_q, 4, seed=8), randn(1, 2, L_k, 4, seed=9), randn(1, 2, L_k, 3, seed=10)
     base = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     for j in range(L_k):
-        k2, v2 = k.clone(), v.clone()
-        k2[..., j, :] += 1.0  # change token j's key and value, nothing else
-        v2[..., j, :] += 1.0
-        moved = (F.scaled_dot_product_attention(q, k2, v2, attn_mask=mask) - base).abs().amax(dim=(0, 1, -1))  # (L_q,)
+        token = (..., j, slice(None))  # change token j's key and value, nothing else
+        output = F.scaled_dot_product_attention(q, kit.bumped(k, token), kit.bumped(v, token), attn_mask=mask)
+        moved = (output - base).abs().amax(dim=(0, 1, -1))  # (L_q,)
         moved = moved.nan_to_num(0.0) > 1e-9
         for i in range(L_q):
             if moved[i] and not sees[i, j]:
@@ -296,6 +263,21 @@ def _leaks(mask: Tensor, sees: Tensor) -> str | None:
     return None
 
 
+CAUSAL_MISTAKES = [  # (hint, the mask it gives, from a (n, n) tensor of ones)
+    ("inverted: True must mark the keys a query MAY attend to (the past and itself)", lambda ones: ~ones.tril()),
+    ("the upper triangle: that lets each query see the future and hides the past", lambda ones: ones.triu()),
+    ("the diagonal is missing: a token may attend to itself", lambda ones: ones.tril(-1)),
+    ("off by one: each query also sees the next token", lambda ones: ones.tril(1)),
+]
+
+
+def _causal_values(got: object, n: int) -> str | None:
+    if type(got) is Tensor and got.dtype != torch.bool:
+        return f"expected dtype torch.bool (True = may attend), got {got.dtype}"
+    ones = torch.ones(n, n, dtype=torch.bool)
+    return compare(got, ones.tril(), [(hint, wrong(ones)) for hint, wrong in CAUSAL_MISTAKES])
+
+
 @EXERCISE.task("causal_mask", points=2)
 def causal_mask_task(t: Task) -> None:
     T = 6
@@ -303,24 +285,9 @@ def causal_mask_task(t: Task) -> None:
         t.query(f"seq_len_{n}", n)
 
     t.shape("returns a (seq_len, seq_len) torch.bool tensor", f"seq_len_{T}", (T, T), torch.bool, on=f"seq_len={T}")
-
-    @t.property("True exactly on and below the diagonal (equals torch.tril)", on=f"seq_len={T}, 2, 1")
-    def values(a: Answers) -> str | None:
-        for n in (T, 2, 1):
-            ones = torch.ones(n, n, dtype=torch.bool)
-            mistakes = [
-                ("inverted: True must mark the keys a query MAY attend to (the past and itself)", ~ones.tril()),
-                ("the upper triangle: that lets each query see the future and hides the past", ones.triu()),
-                ("the diagonal is missing: a token may attend to itself", ones.tril(-1)),
-                ("off by one: each query also sees the next token", ones.tril(1)),
-            ]
-            got = a[f"seq_len_{n}"]
-            if type(got) is Tensor and got.dtype != torch.bool:
-                return f"seq_len={n}: expected dtype torch.bool (True = may attend), got {got.dtype}"
-            problem = compare(got, ones.tril(), mistakes)
-            if problem:
-                return f"seq_len={n}: {problem}"
-        return None
+    t.property("True exactly on and below the diagonal (equals torch.tril)", on=f"seq_len={T}, 2, 1")(
+        lambda a: first((f"seq_len={n}", _causal_values(a[f"seq_len_{n}"], n)) for n in (T, 2, 1))
+    )
 
     @t.property(
         "in F.scaled_dot_product_attention: a token moves its own and later outputs only",
@@ -359,12 +326,11 @@ def padding_mask_task(t: Task) -> None:
         got = a["lengths"]
         if type(got) is not Tensor or got.numel() != expected.numel():
             return f"expected {expected.numel()} entries, got {getattr(got, 'shape', type(got).__name__)}"
-        got = got.reshape(expected.shape).to(torch.bool)  # judge the values apart from the shape and dtype
         mistakes = [
             ("inverted: True must mark the real tokens (may attend), False the padding", ~expected),
             ("off by one: position `length` is already padding", (positions <= lengths[:, None])[:, None, None, :]),
-        ]
-        return compare(got, expected, mistakes)
+        ]  # the values are judged apart from the shape and dtype
+        return compare(got.reshape(expected.shape).to(torch.bool), expected, mistakes)
 
     @t.property("handles length 0 and length max_len", on=f"lengths=[0, {max_len}], max_len={max_len}")
     def zero_and_full(a: Answers) -> str | None:
@@ -387,12 +353,13 @@ def padding_mask_task(t: Task) -> None:
         mask = a["lengths"]
         if type(mask) is not Tensor or mask.dtype != torch.bool or mask.shape != expected.shape:
             return "cannot be used as attn_mask: it must be a (B, 1, 1, max_len) torch.bool tensor"
-        for b in range(B):
-            sees = expected[b, 0].expand(max_len, max_len)  # (1, T) -> (T, T): every query sees the real keys
-            problem = _leaks(mask[b : b + 1], sees)
-            if problem:
-                return f"sequence {b} (length {lengths[b].item()}): {problem}"
-        return None
+        return first(
+            (
+                f"sequence {b} (length {lengths[b].item()})",
+                _leaks(mask[b : b + 1], expected[b, 0].expand(max_len, max_len)),
+            )
+            for b in range(B)
+        )  # (1, T) -> (T, T): every query sees the real keys
 
 
 check_padding_mask = EXERCISE.check("padding_mask")

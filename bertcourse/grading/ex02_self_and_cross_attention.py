@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor
 
-from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
-from bertcourse.grading.kit import attend, attention_oracle, leaks, output_and_weights
+from bertcourse.grading.framework import Answers, Exercise, Task, compare, randn
+from bertcourse.grading.kit import attend, attention_oracle, bumped, expect_tensors, leaks, output_and_weights
 
 __all__ = ["EXERCISE", "check_cross_attention", "check_self_attention"]
 
@@ -58,33 +58,25 @@ def _scale_mistakes(
     d_k, d_v = q.shape[-1], v.shape[-1]
     return [
         ("the scores are not scaled: which factor keeps Q K^T from growing with d_k?", _attend(q, k, v, mask, 1.0)),
-        (
-            "the scores are divided by sqrt(D), the width of x; Q K^T sums d_k products, one per query/key feature",
-            _attend(q, k, v, mask, 1.0 / math.sqrt(width)),
-        ),
+        ("the scores are divided by sqrt(D), the width of x; Q K^T sums d_k products, one per query/key feature",
+         _attend(q, k, v, mask, 1.0 / math.sqrt(width))),
         ("the scores are divided by sqrt(d_v), the size of the values", _attend(q, k, v, mask, 1.0 / math.sqrt(d_v))),
         ("the scores are divided by d_k; the paper's scale is a square root", _attend(q, k, v, mask, 1.0 / d_k)),
-        (
-            "softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 over the keys",
-            _attend(q, k, v, mask, dim=-2),
-        ),
-    ]
+        ("softmax normalises over the queries (each column sums to 1); each query's row must sum to 1 over the keys",
+         _attend(q, k, v, mask, dim=-2)),
+    ]  # fmt: skip
 
 
 def _mask_mistakes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> list[tuple[str, tuple[Tensor, Tensor]]]:
     """The usual ways to get a boolean key mask wrong."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    after = torch.softmax(scores, dim=-1) * mask
+    after = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) * mask
     return [
         ("the mask is inverted: True means 'may attend'", _attend(q, k, v, ~mask)),
         ("the mask is ignored", _attend(q, k, v)),
-        (
-            "masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does softmax "
-            "turn into exactly 0?",
-            _attend(q, k, v, mask, fill=0.0),
-        ),
+        ("masked scores are set to 0, and exp(0) = 1, so masked keys still get weight; which score does softmax "
+         "turn into exactly 0?", _attend(q, k, v, mask, fill=0.0)),
         ("masked keys are zeroed after the softmax, so rows no longer sum to 1; mask the scores", (after @ v, after)),
-    ]
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ self-attention
@@ -113,58 +105,36 @@ def self_attention_task(t: Task) -> None:
     t.query("key_padding", x, w_q, w_k, w_v, mask=key_padding)
     t.query("causal", x, w_q, w_k, w_v, mask=causal)
     for j in range(1, T):
-        x2 = x.clone()
-        x2[:, j] += 1.0  # change token j only
-        t.query(f"causal_changed_{j}", x2, w_q, w_k, w_v, mask=causal)
+        t.query(f"causal_changed_{j}", bumped(x, (slice(None), j)), w_q, w_k, w_v, mask=causal)  # token j only
 
-    @t.property(
-        "returns (output (B, T, d_v), weights (B, T, T)), keeping float32",
-        on=on.replace("float64", "float32"),
-        gated=True,
-    )
-    def shapes(a: Answers) -> str | None:
-        output, weights = output_and_weights(a["float32"])
-        if weights is None:
-            return f"expected a pair (output, weights), got {type(output).__name__}"
-        problem = expect_tensor(weights, (B, T, T), torch.float32)
-        if problem:
-            return f"weights: {problem}"
-        hints = {
+    specs = {
+        "weights": ((B, T, T), torch.float32),
+        "output": ((B, T, D_V), torch.float32, {
             (B, T, D_K): "d_k columns: the weights are applied to the keys or queries; they weigh the values",
             (B, T, D): "D columns: the weights are applied to x itself; they weigh the values x @ w_v",
-        }
-        problem = expect_tensor(output, (B, T, D_V), torch.float32, hints)
-        return f"output: {problem}" if problem else None
-
-    @t.property("equals softmax((x W_q)(x W_k)^T / sqrt(d_k)) (x W_v)", on=on)
-    def plain(a: Answers) -> str | None:
-        mistakes = [
-            *_scale_mistakes(q, k, v, None, D),
-            (
-                "queries and keys are swapped (the scores are K Q^T): row i must hold query i's scores",
-                _attend(k, q, v),
-            ),
-            ("the weights are applied to x itself, not to the values x @ w_v", _attend(q, k, x)),
-            (
-                "the weights are transposed: row i must hold query i's weights over the keys",
-                (attention_oracle(q, k, v)[0], attention_oracle(q, k, v)[1].transpose(-2, -1)),
-            ),
-        ]
-        return _judge_pair(a["plain"], attention_oracle(q, k, v), mistakes)
-
-    @t.property("a boolean (B, T, T) mask hides keys (True = may attend)", on=f"{on}, mask (B, T, T)")
-    def masked(a: Answers) -> str | None:
-        mistakes = [*_mask_mistakes(q, k, v, mask), *_scale_mistakes(q, k, v, mask, D)]
-        return _judge_pair(a["masked"], attention_oracle(q, k, v, mask), mistakes)
-
-    @t.property(
-        "a (B, 1, T) key-padding mask broadcasts: padded tokens get no weight",
-        on=f"{on}, lengths {lengths.tolist()} as a (B, 1, T) mask",
+        }),
+    }  # fmt: skip
+    t.property("returns (output (B, T, d_v), weights (B, T, T)), keeping float32", on=on.replace("float64", "float32"),
+               gated=True)(lambda a: expect_tensors(a["float32"], ("output", "weights"), specs))  # fmt: skip
+    output, weights = attention_oracle(q, k, v)
+    mistakes = [
+        *_scale_mistakes(q, k, v, None, D),
+        ("queries and keys are swapped (the scores are K Q^T): row i must hold query i's scores", _attend(k, q, v)),
+        ("the weights are applied to x itself, not to the values x @ w_v", _attend(q, k, x)),
+        ("the weights are transposed: row i must hold query i's weights over the keys", (output, weights.mT)),
+    ]
+    t.property("equals softmax((x W_q)(x W_k)^T / sqrt(d_k)) (x W_v)", on=on)(
+        lambda a: _judge_pair(a["plain"], (output, weights), mistakes)
     )
-    def broadcast(a: Answers) -> str | None:
-        return _judge_pair(
-            a["key_padding"], attention_oracle(q, k, v, key_padding), _mask_mistakes(q, k, v, key_padding)
-        )
+    t.property("a boolean (B, T, T) mask hides keys (True = may attend)", on=f"{on}, mask (B, T, T)")(
+        lambda a: _judge_pair(a["masked"], attention_oracle(q, k, v, mask),
+                              [*_mask_mistakes(q, k, v, mask), *_scale_mistakes(q, k, v, mask, D)])
+    )  # fmt: skip
+    t.property("a (B, 1, T) key-padding mask broadcasts: padded tokens get no weight",
+               on=f"{on}, lengths {lengths.tolist()} as a (B, 1, T) mask")(
+        lambda a: _judge_pair(a["key_padding"], attention_oracle(q, k, v, key_padding),
+                              _mask_mistakes(q, k, v, key_padding))
+    )  # fmt: skip
 
     @t.property("with a causal (T, T) mask, changing a token never moves an earlier output", on=f"{on}, causal mask")
     def causal_behaviour(a: Answers) -> str | None:
@@ -213,54 +183,40 @@ def cross_attention_task(t: Task) -> None:
     t.query("masked_int", x, context, w_q, w_k, w_v, context_mask=real.long())
     t.query("masked_bool", x, context, w_q, w_k, w_v, context_mask=real)
     t.query("same_length_masked", x_same, context, w_q, w_k, w_v, context_mask=real)
-    changed_pad, changed_real = context.clone(), context.clone()
-    changed_pad[1, 3:] += 1.0  # only sequence 1's padding
-    changed_real[1, 0] += 1.0  # a real token of sequence 1
+    changed_pad, changed_real = (
+        bumped(context, (1, slice(3, None))),
+        bumped(context, (1, 0)),
+    )  # 1's padding; a real token
     t.query("pad_changed", x, changed_pad, w_q, w_k, w_v, context_mask=real)
     t.query("real_changed", x, changed_real, w_q, w_k, w_v, context_mask=real)
-    x_changed = x.clone()
-    x_changed[:, 1] += 1.0  # query position 1 only
-    t.query("query_changed", x_changed, context, w_q, w_k, w_v)
+    t.query("query_changed", bumped(x, (slice(None), 1)), context, w_q, w_k, w_v)  # query position 1 only
 
-    @t.property(
-        "returns (output (B, T, d_v), weights (B, T, S)), keeping float32", on=f"{on}, float32 (T != S)", gated=True
-    )
-    def shapes(a: Answers) -> str | None:
-        output, weights = output_and_weights(a["float32"])
-        if weights is None:
-            return f"expected a pair (output, weights), got {type(output).__name__}"
-        hints = {
+    specs = {
+        "weights": ((B, T, S), torch.float32, {
             (B, T, T): "T x T: the keys come from x; in cross-attention they come from the context",
             (B, S, S): "S x S: the queries come from the context; in cross-attention they come from x",
             (B, S, T): "S x T: queries and keys are swapped: one row per query of x, one column per context token",
-        }
-        problem = expect_tensor(weights, (B, T, S), torch.float32, hints)
-        if problem:
-            return f"weights: {problem}"
-        output_hints = {(B, S, D_V): "one row per context token: the queries come from the context, not from x"}
-        problem = expect_tensor(output, (B, T, D_V), torch.float32, output_hints)
-        return f"output: {problem}" if problem else None
-
-    @t.property("equals softmax((x W_q)(C W_k)^T / sqrt(d_k)) (C W_v)", on=f"{on}, float64")
-    def plain(a: Answers) -> str | None:
-        return _judge_pair(a["plain"], attention_oracle(q, k, v), _scale_mistakes(q, k, v, None, D))
-
-    @t.property("keys and values come from the context, queries from x", on=f"{on_same} (T == S), float64")
-    def sources(a: Answers) -> str | None:
-        k_x, v_x = x_same @ w_k, x_same @ w_v
-        mistakes = [
-            (
-                "the keys and values come from x: that is self-attention; here they come from the context",
-                _attend(q_same, k_x, v_x),
-            ),
-            ("the keys come from x; in cross-attention they come from the context", _attend(q_same, k_x, v)),
-            ("the values come from x; in cross-attention they come from the context", _attend(q_same, k, v_x)),
-            (
-                "queries and keys trade places: the queries come from the context, the keys from x",
-                _attend(context @ w_q, k_x, v),
-            ),
-        ]
-        return _judge_pair(a["same_length"], attention_oracle(q_same, k, v), mistakes)
+        }),
+        "output": ((B, T, D_V), torch.float32,
+                   {(B, S, D_V): "one row per context token: the queries come from the context, not from x"}),
+    }  # fmt: skip
+    t.property("returns (output (B, T, d_v), weights (B, T, S)), keeping float32", on=f"{on}, float32 (T != S)",
+               gated=True)(lambda a: expect_tensors(a["float32"], ("output", "weights"), specs))  # fmt: skip
+    t.property("equals softmax((x W_q)(C W_k)^T / sqrt(d_k)) (C W_v)", on=f"{on}, float64")(
+        lambda a: _judge_pair(a["plain"], attention_oracle(q, k, v), _scale_mistakes(q, k, v, None, D))
+    )
+    k_x, v_x = x_same @ w_k, x_same @ w_v
+    sources = [
+        ("the keys and values come from x: that is self-attention; here they come from the context",
+         _attend(q_same, k_x, v_x)),
+        ("the keys come from x; in cross-attention they come from the context", _attend(q_same, k_x, v)),
+        ("the values come from x; in cross-attention they come from the context", _attend(q_same, k, v_x)),
+        ("queries and keys trade places: the queries come from the context, the keys from x",
+         _attend(context @ w_q, k_x, v)),
+    ]  # fmt: skip
+    t.property("keys and values come from the context, queries from x", on=f"{on_same} (T == S), float64")(
+        lambda a: _judge_pair(a["same_length"], attention_oracle(q_same, k, v), sources)
+    )
 
     @t.property("a (B, S) context_mask of 1/0 or booleans hides padded context tokens", on=masked_on)
     def masked(a: Answers) -> str | None:
@@ -279,13 +235,10 @@ def cross_attention_task(t: Task) -> None:
     def mask_axis(a: Answers) -> str | None:
         rows = real[:, :, None]  # (B, S, 1): the mistake hides queries instead of keys
         mistakes = [
-            (
-                "the context mask is applied on the query axis: it must hide context tokens (the columns, keys), "
-                "for every query",
-                _attend(q_same, k, v, rows.expand(B, S, S)),
-            ),
+            ("the context mask is applied on the query axis: it must hide context tokens (the columns, keys), "
+             "for every query", _attend(q_same, k, v, rows.expand(B, S, S))),
             *_mask_mistakes(q_same, k, v, real[:, None, :]),
-        ]
+        ]  # fmt: skip
         return _judge_pair(a["same_length_masked"], attention_oracle(q_same, k, v, real[:, None, :]), mistakes)
 
     @t.property(

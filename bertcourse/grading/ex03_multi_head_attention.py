@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bertcourse.attention import MultiHeadAttention
-from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
-from bertcourse.grading.kit import leaks
+from bertcourse.grading.framework import Answers, Exercise, Task, randn
+from bertcourse.grading.kit import bumped, leaks, variants
 
 __all__ = [
     "EXERCISE",
@@ -54,32 +54,21 @@ def split_heads_task(t: Task) -> None:
     t.query("x", x, N_HEADS)
     t.query("two_heads", x, 2)
 
-    @t.property("returns (B, n_heads, T, H // n_heads), keeping the dtype", on=f"{ON}, float32", gated=True)
-    def shape(a: Answers) -> str | None:
-        hints = {
-            (B, T, N_HEADS, D_HEAD): "the heads axis must come before the positions: (B, n_heads, T, d)",
-            (B, D_HEAD, T, N_HEADS): "H // n_heads heads of size n_heads: the last axis splits into (n_heads, d)",
-        }
-        return expect_tensor(a["float32"], (B, N_HEADS, T, D_HEAD), torch.float32, hints)
-
-    @t.property("head i holds features i*d .. (i+1)*d - 1 of every position", on=ON)
-    def values(a: Answers) -> str | None:
-        mistakes = [
-            (
-                "a bare view to (B, n_heads, T, d) reads memory row by row: each 'head' mixes positions; cut the "
-                "last axis into (n_heads, d) first, then move the heads axis",
-                x.view(B, N_HEADS, T, D_HEAD),
-            ),
-            (
-                "the features are cut into (d, n_heads) instead of (n_heads, d): head i must be a contiguous block",
-                x.view(B, T, D_HEAD, N_HEADS).permute(0, 3, 1, 2),
-            ),
-        ]
-        return compare(a["x"], _split(x, N_HEADS), mistakes)
-
-    @t.property("uses n_heads, not a fixed number", on=f"{ON.replace(f'n_heads={N_HEADS}', 'n_heads=2')}")
-    def other_heads(a: Answers) -> str | None:
-        return compare(a["two_heads"], _split(x, 2))
+    hints = {
+        (B, T, N_HEADS, D_HEAD): "the heads axis must come before the positions: (B, n_heads, T, d)",
+        (B, D_HEAD, T, N_HEADS): "H // n_heads heads of size n_heads: the last axis splits into (n_heads, d)",
+    }
+    t.shape("returns (B, n_heads, T, H // n_heads), keeping the dtype", "float32", (B, N_HEADS, T, D_HEAD),
+            torch.float32, hints, on=f"{ON}, float32")  # fmt: skip
+    mistakes = [
+        ("a bare view to (B, n_heads, T, d) reads memory row by row: each 'head' mixes positions; cut the "
+         "last axis into (n_heads, d) first, then move the heads axis", x.view(B, N_HEADS, T, D_HEAD)),
+        ("the features are cut into (d, n_heads) instead of (n_heads, d): head i must be a contiguous block",
+         x.view(B, T, D_HEAD, N_HEADS).permute(0, 3, 1, 2)),
+    ]  # fmt: skip
+    t.equals("head i holds features i*d .. (i+1)*d - 1 of every position", "x", _split(x, N_HEADS), mistakes, on=ON)
+    t.equals("uses n_heads, not a fixed number", "two_heads", _split(x, 2),
+             on=f"{ON.replace(f'n_heads={N_HEADS}', 'n_heads=2')}")  # fmt: skip
 
 
 check_split_heads = EXERCISE.check("split_heads")
@@ -94,25 +83,14 @@ def merge_heads_task(t: Task) -> None:
     t.query("z", z)
     t.query("two_heads", z2)
 
-    @t.property("returns (B, T, n_heads * d), keeping the dtype", on=f"{on}, float32", gated=True)
-    def shape(a: Answers) -> str | None:
-        hints = {(B, T, N_HEADS, D_HEAD): "the heads are not concatenated yet: (B, T, n_heads, d) -> (B, T, H)"}
-        return expect_tensor(a["float32"], (B, T, H), torch.float32, hints)
-
-    @t.property("is the concatenation of the heads at every position (undoes split_heads)", on=on)
-    def values(a: Answers) -> str | None:
-        mistakes = [
-            (
-                "a bare reshape of (B, n_heads, T, d) to (B, T, H) mixes positions: move the heads axis next to "
-                "the features first",
-                z.reshape(B, T, H),
-            ),
-        ]
-        return compare(a["z"], _merge(z), mistakes)
-
-    @t.property("reads the number and size of the heads from x", on=f"x (B={B}, n_heads=2, T={T}, d=6)")
-    def other_heads(a: Answers) -> str | None:
-        return compare(a["two_heads"], _merge(z2))
+    hints = {(B, T, N_HEADS, D_HEAD): "the heads are not concatenated yet: (B, T, n_heads, d) -> (B, T, H)"}
+    t.shape("returns (B, T, n_heads * d), keeping the dtype", "float32", (B, T, H), torch.float32, hints,
+            on=f"{on}, float32")  # fmt: skip
+    bare = [("a bare reshape of (B, n_heads, T, d) to (B, T, H) mixes positions: move the heads axis next to the "
+             "features first", z.reshape(B, T, H))]  # fmt: skip
+    t.equals("is the concatenation of the heads at every position (undoes split_heads)", "z", _merge(z), bare, on=on)
+    t.equals("reads the number and size of the heads from x", "two_heads", _merge(z2),
+             on=f"x (B={B}, n_heads=2, T={T}, d=6)")  # fmt: skip
 
 
 check_merge_heads = EXERCISE.check("merge_heads")
@@ -120,10 +98,14 @@ check_merge_heads = EXERCISE.check("merge_heads")
 # -------------------------------------------------------------------------------------------- layer norm
 
 
-def _ln(x: Tensor, weight: Tensor, bias: Tensor, eps: float, unbiased: bool = False, dims=(-1,)) -> Tensor:
+def _ln(x: Tensor, weight: Tensor, bias: Tensor, eps: float, unbiased: bool = False, dims=(-1,), swap: bool = False,
+        affine: bool = True, outside: bool = False) -> Tensor:  # fmt: skip
+    """LayerNorm written out; the knobs reproduce the usual mistakes."""
+    if swap or not affine:
+        weight, bias = (bias, weight) if swap else (torch.ones(H), torch.zeros(H))
     mu = x.mean(dim=dims, keepdim=True)
     var = x.var(dim=dims, keepdim=True, correction=1 if unbiased else 0)
-    return weight * (x - mu) / torch.sqrt(var + eps) + bias
+    return weight * (x - mu) / (var.sqrt() + eps if outside else torch.sqrt(var + eps)) + bias
 
 
 @EXERCISE.task("layer_norm", points=2)
@@ -137,44 +119,25 @@ def layer_norm_task(t: Task) -> None:
     t.query("eps", small, weight, bias, eps=0.01)
     t.query("in_place", x, weight, bias, keep_inputs=True)
 
-    @t.property("returns a tensor of x's shape and dtype", on=f"{on}, float32", gated=True)
-    def shape(a: Answers) -> str | None:
-        return expect_tensor(a["float32"], (B, T, H), torch.float32)
-
-    @t.property("equals F.layer_norm over the last axis", on=on)
-    def values(a: Answers) -> str | None:
-        eps = 1e-5
-        mistakes = [
-            (
-                "the variance is the unbiased one (divided by H - 1); LayerNorm divides by H",
-                _ln(x, weight, bias, eps, unbiased=True),
-            ),
-            ("normalised over the positions (axis 1) instead of the features", _ln(x, weight, bias, eps, dims=(1,))),
-            (
-                "normalised over all of x at once instead of each position's features",
-                _ln(x, weight, bias, eps, dims=(0, 1, 2)),
-            ),
-            ("weight and bias are swapped: the weight scales, the bias shifts", _ln(x, bias, weight, eps)),
-            ("the weight and bias are not applied", _ln(x, torch.ones(H), torch.zeros(H), eps)),
-            (
-                "the epsilon is added to the standard deviation; it belongs under the square root",
-                weight * (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, unbiased=False) + eps) + bias,
-            ),
-        ]
-        return compare(a["x"], F.layer_norm(x, (H,), weight, bias, eps), mistakes)
-
-    @t.property("uses eps inside the square root", on="x with variance 0.0025, eps=0.01")
-    def epsilon(a: Answers) -> str | None:
-        mistakes = [
-            ("eps is ignored: with a small variance it changes the result", _ln(small, weight, bias, 0.0)),
-            ("eps=1e-5 is used whatever eps is passed", _ln(small, weight, bias, 1e-5)),
-            (
-                "the epsilon is added to the standard deviation; it belongs under the square root",
-                weight * (small - small.mean(-1, keepdim=True)) / (small.std(-1, keepdim=True, unbiased=False) + 0.01)
-                + bias,
-            ),
-        ]
-        return compare(a["eps"], F.layer_norm(small, (H,), weight, bias, 0.01), mistakes)
+    t.shape("returns a tensor of x's shape and dtype", "float32", (B, T, H), torch.float32, on=f"{on}, float32")
+    outside = "the epsilon is added to the standard deviation; it belongs under the square root"
+    wrong_norm = [
+        ("the variance is the unbiased one (divided by H - 1); LayerNorm divides by H", {"unbiased": True}),
+        ("normalised over the positions (axis 1) instead of the features", {"dims": (1,)}),
+        ("normalised over all of x at once instead of each position's features", {"dims": (0, 1, 2)}),
+        ("weight and bias are swapped: the weight scales, the bias shifts", {"swap": True}),
+        ("the weight and bias are not applied", {"affine": False}),
+        (outside, {"outside": True}),
+    ]
+    t.equals("equals F.layer_norm over the last axis", "x", F.layer_norm(x, (H,), weight, bias, 1e-5),
+             lambda: variants(_ln, wrong_norm, x, weight, bias, eps=1e-5), on=on)  # fmt: skip
+    wrong_eps = [
+        ("eps is ignored: with a small variance it changes the result", {"eps": 0.0}),
+        ("eps=1e-5 is used whatever eps is passed", {"eps": 1e-5}),
+        (outside, {"eps": 0.01, "outside": True}),
+    ]
+    t.equals("uses eps inside the square root", "eps", F.layer_norm(small, (H,), weight, bias, 0.01),
+             lambda: variants(_ln, wrong_eps, small, weight, bias), on="x with variance 0.0025, eps=0.01")  # fmt: skip
 
     t.unchanged("in_place", {"x": x}, on=on, hint="x -= ... or x.sub_()")
 
@@ -193,11 +156,13 @@ def _mhsa(
     n_heads: int,
     mask: Tensor | None = None,
     order: tuple[int, int, int] = (0, 1, 2),
-    scale: float | None = None,
+    scale: float | str | None = None,
     bare_view: bool = False,
     bare_merge: bool = False,
     out_proj: bool = True,
     qkv_bias: bool = True,
+    out_bias: bool = True,
+    invert: bool = False,
 ) -> Tensor:
     """Multi-head self-attention written out; the knobs reproduce the usual mistakes."""
     b, t, h = x.shape
@@ -210,13 +175,13 @@ def _mhsa(
         return z.reshape(b, n_heads, t, d) if bare_view else _split(z, n_heads)
 
     q, k, v = split(q), split(k), split(v)  # each (B, h, T, d)
-    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    scale = {None: 1.0 / math.sqrt(d), "sqrt(H)": 1.0 / math.sqrt(h)}.get(scale, scale)
     scores = q @ k.transpose(-2, -1) * scale  # (B, h, T, T)
     if mask is not None:
-        scores = scores.masked_fill(~mask, -math.inf)
+        scores = scores.masked_fill(mask if invert else ~mask, -math.inf)
     z = torch.softmax(scores, dim=-1) @ v  # (B, h, T, d)
     merged = z.reshape(b, t, h) if bare_merge else _merge(z)
-    return merged @ w_o.T + b_o if out_proj else merged
+    return merged @ w_o.T + (b_o if out_bias else 0) if out_proj else merged
 
 
 def _oracle(x: Tensor, w_qkv: Tensor, b_qkv: Tensor, w_o: Tensor, b_o: Tensor, n_heads: int, mask=None) -> Tensor:
@@ -230,49 +195,31 @@ def _oracle(x: Tensor, w_qkv: Tensor, b_qkv: Tensor, w_o: Tensor, b_o: Tensor, n
         return attn(x, attn_mask=mask).output
 
 
+MHSA_MISTAKES = [  # (hint, the knobs of _mhsa that reproduce it)
+    ("the heads are split by a bare view to (B, n_heads, T, d) without the transpose: each head mixes positions",
+     {"bare_view": True}),
+    ("the heads are merged by a bare reshape of (B, n_heads, T, d) to (B, T, H): positions get mixed",
+     {"bare_merge": True}),
+    ("the scores are divided by sqrt(H) = sqrt({h}); each head's dot products sum d = H // n_heads terms",
+     {"scale": "sqrt(H)"}),
+    ("the scores are not scaled", {"scale": 1.0}),
+    ("the output projection w_o, b_o is missing: the heads are concatenated but not mixed", {"out_proj": False}),
+    ("the bias b_qkv is not added to the projections", {"qkv_bias": False}),
+    ("the output bias b_o is missing", {"out_bias": False}),
+    *[(f"the chunks of w_qkv are taken in the order {name}; the rows are stacked as q, k, v",
+       {"order": tuple("qkv".index(c) for c in name.split(", "))})
+      for name in ("k, q, v", "q, v, k", "v, k, q", "k, v, q", "v, q, k")],
+]  # fmt: skip
+MASK_MISTAKES = [
+    ("the mask is inverted: True means 'may attend'", {"invert": True}),
+    ("the mask is ignored", {"mask": None}),
+]
+
+
 def _mhsa_mistakes(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask=None) -> list[tuple[str, Tensor]]:
-    args = (x, w_qkv, b_qkv, w_o, b_o, n_heads, mask)
-    h = x.shape[-1]
-    mistakes = [
-        (
-            "the heads are split by a bare view to (B, n_heads, T, d) without the transpose: each head mixes positions",
-            _mhsa(*args, bare_view=True),
-        ),
-        (
-            "the heads are merged by a bare reshape of (B, n_heads, T, d) to (B, T, H): positions get mixed",
-            _mhsa(*args, bare_merge=True),
-        ),
-        (
-            f"the scores are divided by sqrt(H) = sqrt({h}); each head's dot products sum d = H // n_heads terms",
-            _mhsa(*args, scale=1.0 / math.sqrt(h)),
-        ),
-        ("the scores are not scaled", _mhsa(*args, scale=1.0)),
-        (
-            "the output projection w_o, b_o is missing: the heads are concatenated but not mixed",
-            _mhsa(*args, out_proj=False),
-        ),
-        ("the bias b_qkv is not added to the projections", _mhsa(*args, qkv_bias=False)),
-        ("the output bias b_o is missing", _mhsa(*args) - b_o),
-    ]
-    for order, name in (
-        ((1, 0, 2), "k, q, v"),
-        ((0, 2, 1), "q, v, k"),
-        ((2, 1, 0), "v, k, q"),
-        ((1, 2, 0), "k, v, q"),
-        ((2, 0, 1), "v, q, k"),
-    ):
-        mistakes.append(
-            (
-                f"the chunks of w_qkv are taken in the order {name}; the rows are stacked as q, k, v",
-                _mhsa(*args, order=order),
-            )
-        )
-    if mask is not None:
-        mistakes += [
-            ("the mask is inverted: True means 'may attend'", _mhsa(x, w_qkv, b_qkv, w_o, b_o, n_heads, ~mask)),
-            ("the mask is ignored", _mhsa(x, w_qkv, b_qkv, w_o, b_o, n_heads)),
-        ]
-    return mistakes
+    table = MHSA_MISTAKES + (MASK_MISTAKES if mask is not None else [])
+    wrong = variants(_mhsa, table, x, w_qkv, b_qkv, w_o, b_o, n_heads, mask=mask)
+    return [(hint.format(h=H), output) for hint, output in wrong]
 
 
 @EXERCISE.task("multi_head_self_attention", points=5)
@@ -302,28 +249,17 @@ def multi_head_task(t: Task) -> None:
     t.query("masked", x, *weights, N_HEADS, mask=mask)
     t.query("causal", x, *weights, N_HEADS, mask=causal)
     for j in range(1, T):
-        x2 = x.clone()
-        x2[:, j] += 1.0  # change token j only
-        t.query(f"causal_changed_{j}", x2, *weights, N_HEADS, mask=causal)
+        t.query(f"causal_changed_{j}", bumped(x, (slice(None), j)), *weights, N_HEADS, mask=causal)  # token j only
 
-    @t.property("returns (B, T, H), keeping float32", on=f"{on}, float32", gated=True)
-    def shape(a: Answers) -> str | None:
-        hints = {(B, N_HEADS, T, D_HEAD): "the heads are not merged back into (B, T, H)"}
-        return expect_tensor(a["float32"], (B, T, H), torch.float32, hints)
-
-    @t.property("equals the course's MultiHeadAttention with these weights", on=f"{on}, float64")
-    def plain(a: Answers) -> str | None:
-        return compare(a["plain"], _oracle(x, *weights, N_HEADS), lambda: _mhsa_mistakes(x, *weights, N_HEADS))
-
-    @t.property("uses n_heads: the same weights cut into 2 heads of 6", on=f"{on}, n_heads=2")
-    def other_heads(a: Answers) -> str | None:
-        return compare(a["two_heads"], _oracle(x, *weights, 2), lambda: _mhsa_mistakes(x, *weights, 2))
-
-    @t.property("a (B, n_heads, T, T) boolean mask hides keys per head (True = may attend)", on=f"{on}, mask per head")
-    def masked(a: Answers) -> str | None:
-        return compare(
-            a["masked"], _oracle(x, *weights, N_HEADS, mask), lambda: _mhsa_mistakes(x, *weights, N_HEADS, mask)
-        )
+    hints = {(B, N_HEADS, T, D_HEAD): "the heads are not merged back into (B, T, H)"}
+    t.shape("returns (B, T, H), keeping float32", "float32", (B, T, H), torch.float32, hints, on=f"{on}, float32")
+    for name, query, n, m, where in (
+        ("equals the course's MultiHeadAttention with these weights", "plain", N_HEADS, None, f"{on}, float64"),
+        ("uses n_heads: the same weights cut into 2 heads of 6", "two_heads", 2, None, f"{on}, n_heads=2"),
+        ("a (B, n_heads, T, T) boolean mask hides keys per head (True = may attend)", "masked", N_HEADS, mask,
+         f"{on}, mask per head"),
+    ):  # fmt: skip
+        t.equals(name, query, _oracle(x, *weights, n, m), lambda n=n, m=m: _mhsa_mistakes(x, *weights, n, m), on=where)
 
     @t.property(
         "with a causal (T, T) mask, changing a token never moves an earlier output", on=f"{on}, causal mask", gated=True

@@ -16,8 +16,8 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, expect_tensor, randn
-from bertcourse.grading.kit import unpack
+from bertcourse.grading.framework import Answers, Exercise, Mistake, Task, compare, randn
+from bertcourse.grading.kit import expect_tensors, first, unpack, variants
 
 __all__ = ["EXERCISE", "check_lstm_cell", "check_reverse_padded", "check_scalar_mix"]
 
@@ -58,32 +58,19 @@ def _cell(
     return h_new, c_new
 
 
-def _cell_mistakes(args: tuple[Tensor, ...]) -> list[tuple[str, tuple[Tensor, Tensor]]]:
-    """(hint, (h_new, c_new)) for the usual mistakes on these inputs."""
-    orders = ["".join(p) for p in itertools.permutations(GATES) if "".join(p) != GATES]
-    return [
-        *[
-            (
-                "the gates are read from the wrong row blocks of the weights: the blocks are stacked in the "
-                "order the task gives (i, f, g, o), as nn.LSTMCell stores them",
-                _cell(*args, order=order),
-            )
-            for order in orders
-        ],
-        ("the candidate g goes through a sigmoid, so it can never be negative", _cell(*args, candidate="sigmoid")),
-        ("the forget gate is missing: the previous cell state is kept whole", _cell(*args, forget="c")),
-        ("the previous cell state c is dropped: c_new does not depend on c", _cell(*args, forget="none")),
-        (
-            "the previous cell state is multiplied by (1 - f) instead of by the forget gate",
-            _cell(*args, forget="(1 - f) * c"),
-        ),
-        (
-            "the tanh of the new cell state is missing: h_new multiplies the output gate by c_new itself",
-            _cell(*args, squash_cell=False),
-        ),
-        ("the previous hidden state h has no effect: the recurrent term is missing", _cell(*args, use_h=False)),
-        ("only one of the two bias vectors is added", _cell(*args, biases=1)),
-    ]
+CELL_MISTAKES = [  # (hint, the knobs of _cell that reproduce it)
+    *[("the gates are read from the wrong row blocks of the weights: the blocks are stacked in the order the task "
+       "gives (i, f, g, o), as nn.LSTMCell stores them", {"order": "".join(order)})
+      for order in itertools.permutations(GATES) if "".join(order) != GATES],
+    ("the candidate g goes through a sigmoid, so it can never be negative", {"candidate": "sigmoid"}),
+    ("the forget gate is missing: the previous cell state is kept whole", {"forget": "c"}),
+    ("the previous cell state c is dropped: c_new does not depend on c", {"forget": "none"}),
+    ("the previous cell state is multiplied by (1 - f) instead of by the forget gate", {"forget": "(1 - f) * c"}),
+    ("the tanh of the new cell state is missing: h_new multiplies the output gate by c_new itself",
+     {"squash_cell": False}),
+    ("the previous hidden state h has no effect: the recurrent term is missing", {"use_h": False}),
+    ("only one of the two bias vectors is added", {"biases": 1}),
+]  # fmt: skip
 
 
 def _torch_cell(
@@ -111,19 +98,12 @@ def lstm_cell_task(t: Task) -> None:
         "weight_ih is stored as (4H, D) and weight_hh as (4H, H), like nn.Linear's weight (output, input)",
     )
 
-    @t.property(
+    def pair_of(a: Answers, query: str, dtype: torch.dtype) -> str | None:
+        return expect_tensors(a[query], ("h_new", "c_new"), {"h_new": ((B, H), dtype), "c_new": ((B, H), dtype)})
+
+    t.property(
         "returns a pair (h_new, c_new) of tensors (B, H) of the input's dtype", on=f"{on}, and float32", gated=True
-    )
-    def shapes(a: Answers) -> str | None:
-        for query, dtype in (("step", torch.float64), ("float32", torch.float32)):
-            pair = unpack(a[query])
-            if pair is None:
-                return f"expected a pair (h_new, c_new), got {type(a[query]).__name__}"
-            for name, value in zip(("h_new", "c_new"), pair, strict=True):
-                problem = expect_tensor(value, (B, H), dtype)
-                if problem:
-                    return f"{name}: {problem}"
-        return None
+    )(lambda a: pair_of(a, "step", torch.float64) or pair_of(a, "float32", torch.float32))
 
     def judge_part(a: Answers, index: int, expected: Tensor) -> str | None:
         pair = unpack(a["step"])
@@ -131,15 +111,14 @@ def lstm_cell_task(t: Task) -> None:
             return "expected a pair (h_new, c_new)"
         if compare(pair[1], expected_h) is None and compare(pair[0], expected_c) is None:
             return "the pair is returned as (c_new, h_new): the hidden state comes first, as in nn.LSTMCell"
-        return compare(pair[index], expected, lambda: [(hint, wrong[index]) for hint, wrong in _cell_mistakes(args)])
+        return compare(
+            pair[index], expected, lambda: [(h, wrong[index]) for h, wrong in variants(_cell, CELL_MISTAKES, *args)]
+        )
 
-    @t.property("c_new equals nn.LSTMCell's new cell state f * c + i * g", on=on)
-    def cell_state(a: Answers) -> str | None:
-        return judge_part(a, 1, expected_c)
-
-    @t.property("h_new equals nn.LSTMCell's new hidden state o * tanh(c_new)", on=on)
-    def hidden_state(a: Answers) -> str | None:
-        return judge_part(a, 0, expected_h)
+    t.property("c_new equals nn.LSTMCell's new cell state f * c + i * g", on=on)(lambda a: judge_part(a, 1, expected_c))
+    t.property("h_new equals nn.LSTMCell's new hidden state o * tanh(c_new)", on=on)(
+        lambda a: judge_part(a, 0, expected_h)
+    )
 
     names = ("x", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
     t.unchanged("step", dict(zip(names, args, strict=True)), on=on)
@@ -186,9 +165,7 @@ def reverse_padded_task(t: Task) -> None:
         r"out of bounds|out of range", "an index falls past the end of a row: check the index of the last real token"
     )
 
-    @t.property("returns a tensor of x's shape and dtype", on=on, gated=True)
-    def shape_dtype(a: Answers) -> str | None:
-        return expect_tensor(a["x"], tuple(x.shape), x.dtype)
+    t.shape("returns a tensor of x's shape and dtype", "x", tuple(x.shape), x.dtype, on=on)
 
     def judged_on(got: object, where: Tensor) -> str | None:
         if type(got) is not Tensor or got.shape != x.shape:
@@ -196,24 +173,15 @@ def reverse_padded_task(t: Task) -> None:
         mistakes = [(hint, wrong[where]) for hint, wrong in _reverse_mistakes(x, lengths)]
         return compare(got[where], expected[where], mistakes)
 
-    @t.property("reverses each sequence x[b, :lengths[b]] within its own length", on=on)
-    def reversed_part(a: Answers) -> str | None:
-        return judged_on(a["x"], real)
-
-    @t.property("leaves the padding, positions >= lengths[b], as it is", on=on)
-    def padding_kept(a: Answers) -> str | None:
-        return judged_on(a["x"], ~real)
-
-    @t.property(
-        "works for any trailing axes: (B, T) integer ids and (B, T, 2, 2)",
-        on="ids (4, 5) int64 with lengths [2, 5, 4, 3]; x (3, 5, 2, 2) with lengths [3, 5, 1]",
+    t.property("reverses each sequence x[b, :lengths[b]] within its own length", on=on)(
+        lambda a: judged_on(a["x"], real)
     )
-    def other_shapes(a: Answers) -> str | None:
-        for query, value, n in (("ids", ids, ids_lengths), ("deep", deep, deep_lengths)):
-            problem = compare(a[query], _reverse_oracle(value, n), lambda v=value, n=n: _reverse_mistakes(v, n))
-            if problem:
-                return f"on {query} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}: {problem}"
-        return None
+    t.property("leaves the padding, positions >= lengths[b], as it is", on=on)(lambda a: judged_on(a["x"], ~real))
+    t.property("works for any trailing axes: (B, T) integer ids and (B, T, 2, 2)",
+               on="ids (4, 5) int64 with lengths [2, 5, 4, 3]; x (3, 5, 2, 2) with lengths [3, 5, 1]")(
+        lambda a: first((f"on {query} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}",
+                         compare(a[query], _reverse_oracle(value, n), lambda v=value, n=n: _reverse_mistakes(v, n)))
+                        for query, value, n in (("ids", ids, ids_lengths), ("deep", deep, deep_lengths))))  # fmt: skip
 
     @t.property("returns a new tensor and leaves x and lengths unchanged", on=on, gated=True)
     def inputs_unchanged(a: Answers) -> str | None:
@@ -240,11 +208,9 @@ def _mix_mistakes(layers: Tensor, w: Tensor, gamma: float) -> list[Mistake]:
     return [
         ("the weights are used as given: they are not normalised by a softmax", _mix(layers, w, gamma)),
         ("the weights are divided by their sum, which is not a softmax", _mix(layers, w / w.sum(), gamma)),
-        (
-            "the layers are averaged with equal weights: the weights have no effect",
-            _mix(layers, torch.full((L,), 1 / L, dtype=w.dtype), gamma),
-        ),
-    ]
+        ("the layers are averaged with equal weights: the weights have no effect",
+         _mix(layers, torch.full((L,), 1 / L, dtype=w.dtype), gamma)),
+    ]  # fmt: skip
 
 
 @EXERCISE.task("scalar_mix", points=3)
@@ -258,33 +224,23 @@ def scalar_mix_task(t: Task) -> None:
     t.query("tensor_gamma", layers, w, torch.tensor(0.5, dtype=torch.float64))
     s = torch.softmax(w, dim=0)
 
-    @t.property("returns a (B, T, D) tensor of the layers' dtype", on=f"{on}, gamma 1.0", gated=True)
-    def shape_dtype(a: Answers) -> str | None:
-        hints = {(L, 2, 4, 5): "the weighted layers were not summed over the layer axis"}
-        return expect_tensor(a["gamma1"], (2, 4, 5), torch.float64, hints)
-
-    @t.property("mixes the layers with weights softmax(weights)", on=f"{on}, gamma 1.0")
-    def layer_weights(a: Answers) -> str | None:
-        return compare(a["gamma1"], _mix(layers, s, 1.0), lambda: _mix_mistakes(layers, w, 1.0))
+    hints = {(L, 2, 4, 5): "the weighted layers were not summed over the layer axis"}
+    t.shape("returns a (B, T, D) tensor of the layers' dtype", "gamma1", (2, 4, 5), torch.float64, hints,
+            on=f"{on}, gamma 1.0")  # fmt: skip
+    t.equals("mixes the layers with weights softmax(weights)", "gamma1", _mix(layers, s, 1.0),
+             lambda: _mix_mistakes(layers, w, 1.0), on=f"{on}, gamma 1.0")  # fmt: skip
 
     @t.property("gamma scales the whole mix", on=f"{on}, gamma 1.0, 2.5 and a 0-d tensor 0.5")
     def gamma_scales(a: Answers) -> str | None:
         one = a["gamma1"]
         if type(one) is not Tensor or not one.is_floating_point():
             return "no usable output for gamma 1.0 to compare with"
-        for query, gamma in (("gamma2.5", 2.5), ("tensor_gamma", 0.5)):
-            got = a[query]
-            mistakes = [
+        return first(
+            (f"with gamma {gamma}", compare(a[query], gamma * one, [
                 ("gamma has no effect on the output", one),
-                (
-                    "gamma scales the weights before the softmax, not the mix",
-                    _mix(layers, torch.softmax(gamma * w, 0), 1.0),
-                ),
-            ]
-            problem = compare(got, gamma * one, mistakes)
-            if problem:
-                return f"with gamma {gamma}: {problem}"
-        return None
+                ("gamma scales the weights before the softmax, not the mix", _mix(layers, (gamma * w).softmax(0), 1.0)),
+            ])) for query, gamma in (("gamma2.5", 2.5), ("tensor_gamma", 0.5))
+        )  # fmt: skip
 
     t.unchanged("gamma1", {"layers": layers, "weights": w}, on=on)
 

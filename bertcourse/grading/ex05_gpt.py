@@ -56,56 +56,33 @@ def causal_lm_loss_task(t: Task) -> None:
     t.query("masked", logits, ids, attention_mask=mask)
     t.query("masked_noise", noisy_logits, noisy_ids, attention_mask=mask)
 
-    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits (3, 6, 11)", gated=True)
-    def scalar(a: Answers) -> str | None:
-        hints = {
-            (B, T - 1): "one loss per position: average them",
-            (B,): "one loss per sequence: average over all targets",
-        }
-        return expect_tensor(a["float32"], (), torch.float32, hints)
+    hints = {(B, T - 1): "one loss per position: average them", (B,): "one loss per sequence: average over all targets"}
+    t.shape("returns a scalar (0-dimensional) float tensor", "float32", (), torch.float32, hints,
+            on="float32 logits (3, 6, 11)")  # fmt: skip
+    shift = [
+        ("no shift: position t is scored against its own token, which it can already see", _ce(logits, ids)),
+        ("shifted the wrong way: position t must predict the *next* token, input_ids[:, t + 1]",
+         _ce(logits[:, 1:], ids[:, :-1])),
+        ("summed over the targets instead of averaged", _ce(logits[:, :-1], ids[:, 1:], reduction="sum")),
+    ]  # fmt: skip
+    t.equals("position t is scored against input_ids[:, t + 1], mean over targets", "plain",
+             _ce(logits[:, :-1], ids[:, 1:]), shift, on=on, read=kit.scalar)  # fmt: skip
 
-    @t.property("position t is scored against input_ids[:, t + 1], mean over targets", on=on)
-    def shift(a: Answers) -> str | None:
-        expected = _ce(logits[:, :-1], ids[:, 1:])
-        mistakes = [
-            ("no shift: position t is scored against its own token, which it can already see", _ce(logits, ids)),
-            (
-                "shifted the wrong way: position t must predict the *next* token, input_ids[:, t + 1]",
-                _ce(logits[:, 1:], ids[:, :-1]),
-            ),
-            ("summed over the targets instead of averaged", _ce(logits[:, :-1], ids[:, 1:], reduction="sum")),
-        ]
-        return compare(kit.scalar(a["plain"]), expected, mistakes)
-
-    target_kept = mask[:, 1:]  # (B, T-1): a target counts when the token it names is real
-
-    @t.property("targets where attention_mask is 0 are ignored (mean over the counted ones)", on=on_mask)
-    def padding(a: Answers) -> str | None:
-        expected = _ce(logits[:, :-1], ids[:, 1:], target_kept)
-        per_sequence = torch.stack(
-            [_ce(logits[b : b + 1, :-1], ids[b : b + 1, 1:], target_kept[b : b + 1]) for b in range(B)]
-        ).mean()
-        mistakes = [
-            ("padding is not ignored: targets where attention_mask is 0 were counted", _ce(logits[:, :-1], ids[:, 1:])),
-            (
-                "the mask was applied to the predicting positions (attention_mask[:, :-1]); it belongs to the "
-                "targets, the tokens being predicted",
-                _ce(logits[:, :-1], ids[:, 1:], mask[:, :-1]),
-            ),
-            (
-                "divided by all B * (T - 1) positions: the mean is over the counted targets only",
-                _ce(logits[:, :-1], ids[:, 1:], target_kept, "sum") / (B * (T - 1)),
-            ),
-            ("averaged per sequence, then over the batch: average over all counted targets at once", per_sequence),
-        ]
-        return compare(kit.scalar(a["masked"]), expected, mistakes)
-
-    @t.property("padded tokens and their logits do not change the loss", on=f"{on_mask}, padding changed", gated=True)
-    def padding_invariant(a: Answers) -> str | None:
-        before, after = kit.scalar(a["masked"]), kit.scalar(a["masked_noise"])
-        if compare(after, before) is None:
-            return None
-        return "changing the ids or logits at padded positions changed your loss: padding still takes part"
+    kept = mask[:, 1:]  # (B, T-1): a target counts when the token it names is real
+    padding = [
+        ("padding is not ignored: targets where attention_mask is 0 were counted", _ce(logits[:, :-1], ids[:, 1:])),
+        ("the mask was applied to the predicting positions (attention_mask[:, :-1]); it belongs to the targets, "
+         "the tokens being predicted", _ce(logits[:, :-1], ids[:, 1:], mask[:, :-1])),
+        ("divided by all B * (T - 1) positions: the mean is over the counted targets only",
+         _ce(logits[:, :-1], ids[:, 1:], kept, "sum") / (B * (T - 1))),
+        ("averaged per sequence, then over the batch: average over all counted targets at once",
+         torch.stack([_ce(logits[b : b + 1, :-1], ids[b : b + 1, 1:], kept[b : b + 1]) for b in range(B)]).mean()),
+    ]  # fmt: skip
+    t.equals("targets where attention_mask is 0 are ignored (mean over the counted ones)", "masked",
+             _ce(logits[:, :-1], ids[:, 1:], kept), padding, on=on_mask, read=kit.scalar)  # fmt: skip
+    t.same("padded tokens and their logits do not change the loss", "masked_noise", "masked",
+           "changing the ids or logits at padded positions changed your loss: padding still takes part",
+           on=f"{on_mask}, padding changed", read=kit.scalar)  # fmt: skip
 
 
 check_causal_lm_loss = EXERCISE.check("causal_lm_loss")
@@ -133,40 +110,30 @@ def top_k_filter_task(t: Task) -> None:
     t.query("float32", logits.float(), 3)
     t.query("in_place", logits, 3, keep_inputs=True)
 
-    @t.property("returns a tensor of the input's shape and dtype", on="logits (3, 8) float32, k=3", gated=True)
-    def shape(a: Answers) -> str | None:
-        return expect_tensor(a["float32"], (3, 8), torch.float32, {(3, 3): "return all V entries, not only the top k"})
-
-    @t.property("keeps the k largest entries of each row and sets the others to -inf", on=on)
-    def values(a: Answers) -> str | None:
-        flat = logits.flatten()
-        kth_all = flat.topk(3 * 3).values[-1]
-        mistakes = [
-            ("kept k + 1 entries per row: top-k is off by one", _top_k(logits, 4)),
-            ("kept k - 1 entries per row: top-k is off by one", _top_k(logits, 2)),
-            ("kept the k *smallest* entries instead of the largest", _smallest(logits, 3)),
-            (
-                "the others were set to 0, which still has probability; they must become -inf",
-                _top_k(logits, 3).nan_to_num(neginf=0.0),
-            ),
-            (
-                "the others were set to a large negative number; use -inf so their probability is exactly 0",
-                _top_k(logits, 3).nan_to_num(neginf=-1e9),
-            ),
-            (
-                "the top entries were chosen over the whole batch; choose k per row",
-                logits.masked_fill(logits < kth_all, -math.inf),
-            ),
-        ]
-        return compare(a["k3"], _top_k(logits, 3), mistakes)
-
-    @t.property("k=1 keeps only each row's maximum; k=V keeps everything", on="logits (3, 8), k=1 and k=8")
-    def extremes(a: Answers) -> str | None:
-        problem = compare(a["k1"], _top_k(logits, 1))
-        if problem:
-            return f"with k=1: {problem}"
-        problem = compare(a["k_all"], logits)
-        return f"with k=V=8 nothing should be filtered: {problem}" if problem else None
+    t.shape("returns a tensor of the input's shape and dtype", "float32", (3, 8), torch.float32,
+            {(3, 3): "return all V entries, not only the top k"}, on="logits (3, 8) float32, k=3")  # fmt: skip
+    kth_all = logits.flatten().topk(3 * 3).values[-1]
+    mistakes = [
+        ("kept k + 1 entries per row: top-k is off by one", _top_k(logits, 4)),
+        ("kept k - 1 entries per row: top-k is off by one", _top_k(logits, 2)),
+        ("kept the k *smallest* entries instead of the largest", _smallest(logits, 3)),
+        ("the others were set to 0, which still has probability; they must become -inf",
+         _top_k(logits, 3).nan_to_num(neginf=0.0)),
+        ("the others were set to a large negative number; use -inf so their probability is exactly 0",
+         _top_k(logits, 3).nan_to_num(neginf=-1e9)),
+        ("the top entries were chosen over the whole batch; choose k per row",
+         logits.masked_fill(logits < kth_all, -math.inf)),
+    ]  # fmt: skip
+    t.equals("keeps the k largest entries of each row and sets the others to -inf", "k3", _top_k(logits, 3), mistakes,
+             on=on)  # fmt: skip
+    t.property("k=1 keeps only each row's maximum; k=V keeps everything", on="logits (3, 8), k=1 and k=8")(
+        lambda a: kit.first(
+            (label, compare(a[query], expected))
+            for label, query, expected in (
+                ("with k=1", "k1", _top_k(logits, 1)), ("with k=V=8 nothing should be filtered", "k_all", logits)
+            )
+        )
+    )  # fmt: skip
 
     t.unchanged("in_place", {"logits": logits}, on=on, hint="masked_fill_ writes into its tensor")
 
@@ -229,50 +196,39 @@ def sample_next_token_task(t: Task) -> None:
     argmax = torch.zeros(6, dtype=torch.float64)
     argmax[0] = 1.0
 
-    @t.property("returns one int64 token id per row", on="logits (4, 7), generator", gated=True)
-    def shape(a: Answers) -> str | None:
-        hints = {(4, 1): "squeeze the sample axis: one id per row, shape (B,)"}
-        return expect_tensor(a["shape"], (4,), torch.int64, hints)
-
+    hints = {(4, 1): "squeeze the sample axis: one id per row, shape (B,)"}
+    t.shape("returns one int64 token id per row", "shape", (4,), torch.int64, hints, on="logits (4, 7), generator")
     greedy = "always the most likely token: that is greedy decoding; draw from the distribution instead"
-
-    @t.property("draws from softmax(logits) (temperature 1)", on=on)
-    def plain(a: Answers) -> str | None:
-        return _judge_rates(a["plain"], _probs(), [(greedy, argmax)])
-
-    @t.property("divides the logits by the temperature (0.5 sharpens, 2 flattens)", on=f"{on}, temperature 0.5 and 2")
-    def temperature(a: Answers) -> str | None:
-        for name, tau in (("cold", 0.5), ("hot", 2.0)):
-            mistakes = [
-                (
-                    "the temperature multiplies the logits; it divides them (a low temperature sharpens)",
-                    _probs(1 / tau),
-                ),
-                ("the temperature has no effect on your draws", _probs()),
-                (greedy, argmax),
-            ]
-            problem = _judge_rates(a[name], _probs(tau), mistakes)
-            if problem:
-                return f"with temperature {tau}: {problem}"
-        return None
-
-    @t.property(
-        "with top_k, draws only among the k most likely tokens, in proportion",
-        on=f"{on}, top_k=2; top_k=3 with temperature 2",
+    t.property("draws from softmax(logits) (temperature 1)", on=on)(
+        lambda a: _judge_rates(a["plain"], _probs(), [(greedy, argmax)])
     )
-    def top_k(a: Answers) -> str | None:
-        for name, k, tau in (("top2", 2, 1.0), ("top3_hot", 3, 2.0)):
-            mistakes = [
-                ("top_k was ignored: tokens outside the k most likely were drawn", _probs(tau)),
-                ("top-k is off by one: k + 1 tokens were drawn", _probs(tau, k + 1)),
-                ("top-k is off by one: k - 1 tokens were drawn", _probs(tau, k - 1)),
-                ("the temperature multiplies the logits; it divides them", _probs(1 / tau, k)),
-                (greedy, argmax),
-            ]
-            problem = _judge_rates(a[name], _probs(tau, k), mistakes)
-            if problem:
-                return f"with top_k={k}, temperature {tau}: {problem}"
-        return None
+
+    def temperature(tau: float) -> list[tuple[str, Tensor]]:
+        return [
+            ("the temperature multiplies the logits; it divides them (a low temperature sharpens)", _probs(1 / tau)),
+            ("the temperature has no effect on your draws", _probs()),
+            (greedy, argmax),
+        ]
+
+    t.property("divides the logits by the temperature (0.5 sharpens, 2 flattens)", on=f"{on}, temperature 0.5 and 2")(
+        lambda a: kit.first((f"with temperature {tau}", _judge_rates(a[name], _probs(tau), temperature(tau)))
+                            for name, tau in (("cold", 0.5), ("hot", 2.0)))
+    )  # fmt: skip
+
+    def top_k(k: int, tau: float) -> list[tuple[str, Tensor]]:
+        return [
+            ("top_k was ignored: tokens outside the k most likely were drawn", _probs(tau)),
+            ("top-k is off by one: k + 1 tokens were drawn", _probs(tau, k + 1)),
+            ("top-k is off by one: k - 1 tokens were drawn", _probs(tau, k - 1)),
+            ("the temperature multiplies the logits; it divides them", _probs(1 / tau, k)),
+            (greedy, argmax),
+        ]
+
+    t.property("with top_k, draws only among the k most likely tokens, in proportion",
+               on=f"{on}, top_k=2; top_k=3 with temperature 2")(
+        lambda a: kit.first((f"with top_k={k}, temperature {tau}", _judge_rates(a[name], _probs(tau, k), top_k(k, tau)))
+                            for name, k, tau in (("top2", 2, 1.0), ("top3_hot", 3, 2.0)))
+    )  # fmt: skip
 
     @t.property(
         "each row is sampled from its own logits", on=f"{N} rows alternating between two different rows of logits"
@@ -293,12 +249,7 @@ def sample_next_token_task(t: Task) -> None:
         on="500 rows, seeds 7, 7 and 8",
     )
     def generator(a: Answers) -> str | None:
-        first, again, other = a["seed7"], a["seed7_again"], a["seed8"]
-        if compare(again, first) is not None:
-            return "two calls with generators of the same seed gave different draws: draw with generator=generator"
-        if compare(other, first) is None:
-            return "generators with different seeds gave the same draws: your draws ignore the generator argument"
-        return None
+        return kit.reproducible(a["seed7"], a["seed7_again"], a["seed8"], "draw with generator=generator")
 
 
 check_sample_next_token = EXERCISE.check("sample_next_token")
@@ -354,28 +305,17 @@ def generate_greedy_task(t: Task) -> None:
             return problem
         return None if torch.equal(a["five"][:, :3], ids) else "the first T tokens must be the prompt, unchanged"
 
-    @t.property("equals model.generate(input_ids, max_new_tokens, do_sample=False)", on=on)
-    def equals(a: Answers) -> str | None:
-        mistakes = [
-            (
-                "read the prediction of the first position, logits[:, 0]; the next token comes from the last",
-                _greedy_variant(model, ids, 5, 0),
-            ),
-            (
-                "the new tokens were not fed back: each step must see the tokens generated so far",
-                _greedy_variant(model, ids, 5, feed_back=False),
-            ),
-        ]
-        return compare(a["five"], expected, mistakes)
-
-    @t.property("max_new_tokens=0 returns the prompt itself", on=f"{on}; 0 new tokens")
-    def edge(a: Answers) -> str | None:
-        problem = compare(
-            a["none"],
-            ids,
-            [("one token too many: the loop ran once with max_new_tokens=0", _greedy_variant(model, ids, 1))],
-        )
-        return f"with max_new_tokens=0: {problem}" if problem else None
+    mistakes = [
+        ("read the prediction of the first position, logits[:, 0]; the next token comes from the last",
+         _greedy_variant(model, ids, 5, 0)),
+        ("the new tokens were not fed back: each step must see the tokens generated so far",
+         _greedy_variant(model, ids, 5, feed_back=False)),
+    ]  # fmt: skip
+    t.equals("equals model.generate(input_ids, max_new_tokens, do_sample=False)", "five", expected, mistakes, on=on)
+    once = [("one token too many: the loop ran once with max_new_tokens=0", _greedy_variant(model, ids, 1))]
+    t.property("max_new_tokens=0 returns the prompt itself", on=f"{on}; 0 new tokens")(
+        lambda a: kit.first([("with max_new_tokens=0", compare(a["none"], ids, once))])
+    )
 
 
 check_generate_greedy = EXERCISE.check("generate_greedy")

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from bertcourse.grading import kit
 from bertcourse.grading.codec import Seed
-from bertcourse.grading.framework import Answers, Exercise, Task, compare, expect_tensor, randn
+from bertcourse.grading.framework import Answers, Exercise, Task, compare, randn
 
 __all__ = ["EXERCISE", "check_mask_tokens", "check_masked_lm_loss", "check_nsp_input"]
 
@@ -47,20 +47,10 @@ def _within(count: float, n: int, p: float, sigmas: float = 5.0) -> bool:
 # --------------------------------------------------------------------------------------------- mask_tokens
 
 
-class _MalformedError(Exception):
-    """The answer is not a pair of int64 tensors shaped like input_ids."""
-
-
-def _pair(a: Answers, name: str, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """The (inputs, labels) of query ``name``; raises :class:`_MalformedError` saying what is wrong with their form."""
-    out = a[name]
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise _MalformedError("return a pair (inputs, labels)")
-    for what, x in zip(("inputs", "labels"), out, strict=True):
-        problem = expect_tensor(x, shape, torch.int64)
-        if problem:
-            raise _MalformedError(f"{what}: {problem}")
-    return out[0], out[1]
+def _pair(a: Answers, name: str, names: tuple[str, str], specs: dict[str, tuple]) -> tuple[Tensor, Tensor]:
+    """The pair ``names`` of query ``name``; a malformed one fails the property that reads it, saying what is wrong."""
+    problem = kit.expect_tensors(a[name], names, specs, not_a_pair=f"return a pair ({', '.join(names)})")
+    return kit.fail(problem) if problem else (a[name][0], a[name][1])
 
 
 @EXERCISE.task("mask_tokens", points=4)
@@ -78,15 +68,12 @@ def mask_tokens_task(t: Task) -> None:
     on = f"input_ids (400, 40): [CLS] ... [SEP] then [PAD], {n_ordinary} ordinary tokens, mlm_probability 0.15"
 
     def get(a: Answers, name: str) -> tuple[Tensor, Tensor]:
-        return _pair(a, name, (50 if name.startswith("seed") else 400, 40))
+        shape = (50 if name.startswith("seed") else 400, 40)
+        return _pair(a, name, ("inputs", "labels"), dict.fromkeys(("inputs", "labels"), (shape, torch.int64)))
 
-    @t.property("returns (inputs, labels), two int64 tensors shaped like input_ids", on=on, gated=True)
-    def shape(a: Answers) -> str | None:
-        try:
-            get(a, "main")
-        except _MalformedError as why:
-            return str(why)
-        return None
+    t.property("returns (inputs, labels), two int64 tensors shaped like input_ids", on=on, gated=True)(
+        lambda a: get(a, "main") and None
+    )
 
     @t.property("leaves input_ids unchanged", on=on, gated=True)
     def input_unchanged(a: Answers) -> str | None:
@@ -95,10 +82,7 @@ def mask_tokens_task(t: Task) -> None:
 
     @t.property("labels hold the original id where chosen and -100 elsewhere; unchosen inputs unchanged", on=on)
     def labels(a: Answers) -> str | None:
-        try:
-            inputs, labels = get(a, "main")
-        except _MalformedError as why:
-            return str(why)
+        inputs, labels = get(a, "main")
         chosen = labels != IGNORE
         if bool(chosen.all()):
             return "labels hold a target at every position: only the chosen ones get the original id, the rest -100"
@@ -114,10 +98,7 @@ def mask_tokens_task(t: Task) -> None:
 
     @t.property("never chooses special or padding tokens", on=on)
     def never_special(a: Answers) -> str | None:
-        try:
-            inputs, labels = get(a, "all")
-        except _MalformedError as why:
-            return str(why)
+        inputs, labels = get(a, "all")
         if bool((labels[special] != IGNORE).any()) or not torch.equal(inputs[special], ids[special]):
             return (
                 "special or padding tokens ([CLS], [SEP], [PAD]) were chosen: only ids outside special_token_ids may be"
@@ -127,10 +108,7 @@ def mask_tokens_task(t: Task) -> None:
     @t.property("chooses each ordinary token with mlm_probability", on=f"{on}; and 0.3")
     def rate(a: Answers) -> str | None:
         for name, p in (("main", 0.15), ("p30", 0.3)):
-            try:
-                _, labels = get(a, name)
-            except _MalformedError as why:
-                return str(why)
+            _, labels = get(a, name)
             count = int((labels[~special] != IGNORE).sum())
             if not _within(count, n_ordinary, p):
                 if _within(count, n_ordinary, 0.15) and p != 0.15:
@@ -140,10 +118,7 @@ def mask_tokens_task(t: Task) -> None:
 
     @t.property("a chosen token becomes [MASK] 80%, a random token 10%, stays itself 10%", on="mlm_probability 1.0")
     def split(a: Answers) -> str | None:
-        try:
-            inputs, labels = get(a, "all")
-        except _MalformedError as why:
-            return str(why)
+        inputs, labels = get(a, "all")
         chosen = labels != IGNORE
         n = int(chosen.sum())
         if n == 0:
@@ -161,10 +136,7 @@ def mask_tokens_task(t: Task) -> None:
 
     @t.property("random replacements are uniform over the non-special vocabulary", on="mlm_probability 1.0")
     def random_tokens(a: Answers) -> str | None:
-        try:
-            inputs, labels = get(a, "all")
-        except _MalformedError as why:
-            return str(why)
+        inputs, labels = get(a, "all")
         chosen = labels != IGNORE
         replaced = inputs[chosen & (inputs != ids) & (inputs != MASK)]
         if replaced.numel() == 0:
@@ -188,15 +160,8 @@ def mask_tokens_task(t: Task) -> None:
         on="50 rows, seeds 4, 4, 5",
     )
     def generator(a: Answers) -> str | None:
-        try:
-            first, again, other = (get(a, name) for name in ("seed4", "seed4_again", "seed5"))
-        except _MalformedError as why:
-            return str(why)
-        if not (torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])):
-            return "two calls with generators of the same seed gave different draws: draw all with generator"
-        if torch.equal(first[1], other[1]) and torch.equal(first[0], other[0]):
-            return "generators with different seeds gave the same draws: your draws ignore the generator argument"
-        return None
+        first, again, other = (torch.stack(get(a, name)) for name in ("seed4", "seed4_again", "seed5"))
+        return kit.reproducible(first, again, other, "draw all with generator")  # (inputs, labels) stacked
 
 
 check_mask_tokens = EXERCISE.check("mask_tokens")
@@ -219,43 +184,22 @@ def masked_lm_loss_task(t: Task) -> None:
     t.query("noise", noisy, labels)
     on = "logits (3, 7, 13) float64, labels (3, 7) with -100 at about 60% of the positions"
 
-    @t.property("returns a scalar (0-dimensional) float tensor", on="float32 logits", gated=True)
-    def scalar(a: Answers) -> str | None:
-        return expect_tensor(
-            a["float32"], (), torch.float32, {(B, T): "one loss per position: average the counted ones"}
-        )
-
-    @t.property("the mean cross-entropy over the positions whose label is not -100", on=on)
-    def value(a: Answers) -> str | None:
-        got = kit.scalar(a["main"])
-        expected = F.cross_entropy(logits[keep], labels[keep])
-        mistakes = [
-            (
-                "the positions labelled -100 were scored (as token 0): leave them out of the loss",
-                F.cross_entropy(logits.flatten(0, 1), labels.clamp(min=0).flatten()),
-            ),
-            (
-                "divided by all B * T positions: the mean is over the positions with a target",
-                F.cross_entropy(logits[keep], labels[keep], reduction="sum") / (B * T),
-            ),
-            (
-                "summed instead of averaged over the targets",
-                F.cross_entropy(logits[keep], labels[keep], reduction="sum"),
-            ),
-            (
-                "averaged per sequence, then over the batch: average over all targets at once",
-                torch.stack([F.cross_entropy(logits[b][keep[b]], labels[b][keep[b]]) for b in range(B)]).mean(),
-            ),
-        ]
-        return compare(got, expected, mistakes)
-
-    @t.property(
-        "logits at positions labelled -100 do not change the loss", on=f"{on}, those logits changed", gated=True
-    )
-    def ignored(a: Answers) -> str | None:
-        if compare(kit.scalar(a["noise"]), kit.scalar(a["main"])) is None:
-            return None
-        return "changing the logits where the label is -100 changed your loss: those positions must not take part"
+    t.shape("returns a scalar (0-dimensional) float tensor", "float32", (), torch.float32,
+            {(B, T): "one loss per position: average the counted ones"}, on="float32 logits")  # fmt: skip
+    total = F.cross_entropy(logits[keep], labels[keep], reduction="sum")
+    mistakes = [
+        ("the positions labelled -100 were scored (as token 0): leave them out of the loss",
+         F.cross_entropy(logits.flatten(0, 1), labels.clamp(min=0).flatten())),
+        ("divided by all B * T positions: the mean is over the positions with a target", total / (B * T)),
+        ("summed instead of averaged over the targets", total),
+        ("averaged per sequence, then over the batch: average over all targets at once",
+         torch.stack([F.cross_entropy(logits[b][keep[b]], labels[b][keep[b]]) for b in range(B)]).mean()),
+    ]  # fmt: skip
+    t.equals("the mean cross-entropy over the positions whose label is not -100", "main",
+             F.cross_entropy(logits[keep], labels[keep]), mistakes, on=on, read=kit.scalar)  # fmt: skip
+    t.same("logits at positions labelled -100 do not change the loss", "noise", "main",
+           "changing the logits where the label is -100 changed your loss: those positions must not take part",
+           on=f"{on}, those logits changed", read=kit.scalar)  # fmt: skip
 
     t.error_hint(
         r"out of bounds|Target -100|IndexError|index -100",
@@ -285,62 +229,47 @@ def nsp_input_task(t: Task) -> None:
         t.query(name, a, b, CLS, SEP)
     on = "A of 2 and B of 4 tokens; A of 5 and B of 1; B empty; cls_id=2, sep_id=3"
 
-    def two(a: Answers, name: str) -> tuple[object, object] | str:
-        out = a[name]
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            return "return a pair (input_ids, token_type_ids)"
-        return out[0], out[1]
+    names = ("input_ids", "token_type_ids")
 
-    @t.property("returns two 1-D int64 tensors of length len(A) + len(B) + 3", on=on, gated=True)
-    def shape(a: Answers) -> str | None:
-        for name, (ta, tb) in cases.items():
-            got = two(a, name)
-            if isinstance(got, str):
-                return got
-            n = len(ta) + len(tb) + 3
-            for what, x in zip(("input_ids", "token_type_ids"), got, strict=True):
-                problem = expect_tensor(x, (n,), torch.int64, {(1, n): "return 1-D tensors, not a batch of one"})
-                if problem:
-                    return f"{what}: {problem}"
-        return None
+    def two(a: Answers, name: str) -> tuple[object, ...]:
+        return kit.unpack(a[name]) or kit.fail("return a pair (input_ids, token_type_ids)")
 
-    @t.property("input_ids are [CLS] A [SEP] B [SEP]", on=on)
-    def ids(a: Answers) -> str | None:
-        for name, (ta, tb) in cases.items():
-            got = two(a, name)
-            if isinstance(got, str):
-                return got
-            mistakes = [
-                ("[CLS] is missing at the start", torch.tensor([*ta, SEP, *tb, SEP])),
-                ("the final [SEP] after B is missing", torch.tensor([CLS, *ta, SEP, *tb])),
-                ("A and B are in the wrong order", torch.tensor([CLS, *tb, SEP, *ta, SEP])),
-            ]
-            problem = compare(got[0], _layout(ta, tb)[0], mistakes)
-            if problem:
-                return problem
-        return None
+    def shape(a: Answers, name: str, n: int) -> str | None:
+        spec = ((n,), torch.int64, {(1, n): "return 1-D tensors, not a batch of one"})
+        return kit.expect_tensors(
+            a[name], names, dict.fromkeys(names, spec), "return a pair (input_ids, token_type_ids)"
+        )
 
-    @t.property("token_type_ids: 0 up to and including the first [SEP], 1 after it", on=on)
-    def types(a: Answers) -> str | None:
-        for name, (ta, tb) in cases.items():
-            got = two(a, name)
-            if isinstance(got, str):
-                return got
-            mistakes = [
-                (
-                    "the first [SEP] has segment 1: it closes sentence A, so it belongs to segment 0",
-                    _layout(ta, tb, 1)[1],
-                ),
-                ("the final [SEP] has segment 0: it closes sentence B, segment 1", _layout(ta, tb, 0, 0)[1]),
-                (
-                    "every token has segment 0: B's tokens and its [SEP] are segment 1",
-                    torch.zeros(len(ta) + len(tb) + 3, dtype=torch.long),
-                ),
-            ]
-            problem = compare(got[1], _layout(ta, tb)[1], mistakes)
-            if problem:
-                return problem
-        return None
+    t.property("returns two 1-D int64 tensors of length len(A) + len(B) + 3", on=on, gated=True)(
+        lambda a: kit.first(("", shape(a, name, len(ta) + len(tb) + 3)) for name, (ta, tb) in cases.items())
+    )
+
+    def ids(ta: list[int], tb: list[int]) -> list[tuple[str, Tensor]]:
+        return [
+            ("[CLS] is missing at the start", torch.tensor([*ta, SEP, *tb, SEP])),
+            ("the final [SEP] after B is missing", torch.tensor([CLS, *ta, SEP, *tb])),
+            ("A and B are in the wrong order", torch.tensor([CLS, *tb, SEP, *ta, SEP])),
+        ]
+
+    t.property("input_ids are [CLS] A [SEP] B [SEP]", on=on)(
+        lambda a: kit.first(
+            ("", compare(two(a, name)[0], _layout(ta, tb)[0], ids(ta, tb))) for name, (ta, tb) in cases.items()
+        )
+    )
+
+    def types(ta: list[int], tb: list[int]) -> list[tuple[str, Tensor]]:
+        return [
+            ("the first [SEP] has segment 1: it closes sentence A, so it belongs to segment 0", _layout(ta, tb, 1)[1]),
+            ("the final [SEP] has segment 0: it closes sentence B, segment 1", _layout(ta, tb, 0, 0)[1]),
+            ("every token has segment 0: B's tokens and its [SEP] are segment 1",
+             torch.zeros(len(ta) + len(tb) + 3, dtype=torch.long)),
+        ]  # fmt: skip
+
+    t.property("token_type_ids: 0 up to and including the first [SEP], 1 after it", on=on)(
+        lambda a: kit.first(
+            ("", compare(two(a, name)[1], _layout(ta, tb)[1], types(ta, tb))) for name, (ta, tb) in cases.items()
+        )
+    )
 
 
 check_nsp_input = EXERCISE.check("nsp_input")

@@ -60,26 +60,19 @@ def mean_pool_task(t: Task) -> None:
     t.shape("returns a (B, H) tensor of hidden's dtype", "float32", (B, H), torch.float32, hints,
             on="hidden (3, 5, 4) float32")  # fmt: skip
 
-    @t.property("averages each sequence over its real tokens only", on=on)
-    def values(a: Answers) -> str | None:
-        m = mask[..., None].double()  # (B, T, 1)
-        total = (hidden * m).sum(dim=1)  # (B, H)
-        mistakes = [
-            ("padding was averaged in: the mean runs over all T positions", hidden.mean(dim=1)),
-            ("the real tokens are summed, not averaged", total),
-            ("the sum over real tokens is divided by T, not by each sequence's number of tokens", total / T),
-            (
-                "the sum is divided by the number of real tokens in the whole batch, not per sequence",
-                total / mask.sum(),
-            ),
-        ]
-        return compare(a["plain"], oracle_mean_pool(hidden, mask), mistakes)
-
-    @t.property("padded positions have no influence", on=f"{on}; padding replaced by values ~100")
-    def padding_invariant(a: Answers) -> str | None:
-        if compare(a["noisy_padding"], oracle_mean_pool(noisy, mask), rtol=1e-6, atol=1e-6) is None:
-            return None
-        return "changing the hidden states at padded positions changed the result: padding leaks into the mean"
+    total = (hidden * mask[..., None].double()).sum(dim=1)  # (B, T, H) * (B, T, 1), summed -> (B, H)
+    mistakes = [
+        ("padding was averaged in: the mean runs over all T positions", hidden.mean(dim=1)),
+        ("the real tokens are summed, not averaged", total),
+        ("the sum over real tokens is divided by T, not by each sequence's number of tokens", total / T),
+        ("the sum is divided by the number of real tokens in the whole batch, not per sequence", total / mask.sum()),
+    ]
+    t.equals(
+        "averages each sequence over its real tokens only", "plain", oracle_mean_pool(hidden, mask), mistakes, on=on
+    )
+    leak = "changing the hidden states at padded positions changed the result: padding leaks into the mean"
+    t.equals("padded positions have no influence", "noisy_padding", oracle_mean_pool(noisy, mask),
+             on=f"{on}; padding replaced by values ~100", atol=1e-6, hint=leak)  # fmt: skip
 
     t.equals("takes a boolean attention_mask too", "bool_mask", oracle_mean_pool(hidden, mask),
              on="the same input, attention_mask as torch.bool")  # fmt: skip
@@ -113,10 +106,8 @@ def _schedule(a: Answers, steps: Sequence[int], key: str) -> list[object]:
     return [as_number(a[f"{key}{s}"]) for s in steps]
 
 
-_compare_schedule = compare_all
-
-
 W, TOTAL, PEAK, MIN = 10, 50, 3e-3, 1e-4
+MIN_LR = (W, TOTAL, PEAK, MIN)  # the schedule with a floor
 WARMUP_STEPS = (0, 1, 4, 9, 10)
 DECAY_STEPS = (10, 17, 30, 41, 49)  # the end, total_steps itself, is judged with the steps after it
 AFTER_STEPS = (50, 51, 75, 100, 140)
@@ -141,65 +132,51 @@ def warmup_cosine_lr_task(t: Task) -> None:
             ": a 0-d tensor is not a Python float" if type(got) is Tensor else ""
         )
 
-    @t.property("warm-up: linear from 0 at step 0 to peak_lr at warmup_steps", on=f"steps {WARMUP_STEPS}, {setting}")
-    def warmup(a: Answers) -> str | None:
-        mistakes = [
-            ("off by one: the warm-up gives (step + 1) / warmup_steps of the peak, so step 0 is not 0",
-             [PEAK * min(1.0, (s + 1) / W) for s in WARMUP_STEPS]),
-            ("there is no warm-up: step 0 already gets the peak learning rate",
-             [_lr(s, 0, TOTAL, PEAK) for s in WARMUP_STEPS]),
-        ]  # fmt: skip
-        return _compare_schedule(
-            _schedule(a, WARMUP_STEPS, "zero"), [_lr(s, W, TOTAL, PEAK) for s in WARMUP_STEPS], mistakes
+    def rates(steps: Sequence[int], *schedule: float) -> list[float]:
+        return [_lr(s, *schedule) for s in steps]
+
+    warmup = [
+        ("off by one: the warm-up gives (step + 1) / warmup_steps of the peak, so step 0 is not 0",
+         [PEAK * min(1.0, (s + 1) / W) for s in WARMUP_STEPS]),
+        ("there is no warm-up: step 0 already gets the peak learning rate", rates(WARMUP_STEPS, 0, TOTAL, PEAK)),
+    ]  # fmt: skip
+    progress = [(s - W) / (TOTAL - W) for s in DECAY_STEPS]
+    cosine = [PEAK * 0.5 * (1 + math.cos(math.pi * p)) for p in progress]  # from the peak to 0
+    decay = [
+        ("the decay is linear, not a cosine", [PEAK * (1 - p) for p in progress]),
+        ("the cosine's progress counts from step 0, not from the end of the warm-up",
+         [PEAK * 0.5 * (1 + math.cos(math.pi * s / TOTAL)) for s in DECAY_STEPS]),
+        ("the cosine is not halved and shifted: (1 + cos) / 2 runs from 1 to 0, cos alone from 1 to -1",
+         [PEAK * math.cos(math.pi * p) for p in progress]),
+        ("a quarter cosine, cos(pi/2 * progress), instead of half a cosine (1 + cos(pi * progress)) / 2",
+         [PEAK * math.cos(math.pi / 2 * p) for p in progress]),
+    ]  # fmt: skip
+    floor = [
+        ("min_lr is added on top of the full cosine, so the decay starts above peak_lr", [MIN + c for c in cosine]),
+        ("the cosine to 0 is clipped at min_lr instead of ending there smoothly", [max(MIN, c) for c in cosine]),
+        ("min_lr is ignored", rates(DECAY_STEPS, W, TOTAL, PEAK)),
+    ]
+    after = [
+        ("past total_steps the cosine goes on and the rate climbs back up",
+         [MIN + (PEAK - MIN) * 0.5 * (1 + math.cos(math.pi * (s - W) / (TOTAL - W))) for s in AFTER_STEPS]),
+        ("past total_steps the rate is 0, not min_lr", [MIN if s == TOTAL else 0.0 for s in AFTER_STEPS]),
+    ]  # fmt: skip
+    for name, where, (key, steps, expected, mistakes) in (  # the rates at these steps, and their usual mistakes
+        ("warm-up: linear from 0 at step 0 to peak_lr at warmup_steps", f"steps {WARMUP_STEPS}, {setting}",
+         ("zero", WARMUP_STEPS, rates(WARMUP_STEPS, W, TOTAL, PEAK), warmup)),
+        ("decay: half a cosine from peak_lr at warmup_steps to min_lr=0 at total_steps",
+         f"steps {DECAY_STEPS}, {setting}", ("zero", DECAY_STEPS, rates(DECAY_STEPS, W, TOTAL, PEAK), decay)),
+        ("min_lr: the cosine runs from peak_lr down to min_lr, not to 0",
+         f"steps {DECAY_STEPS}, {setting}, min_lr={MIN}", ("min", DECAY_STEPS, rates(DECAY_STEPS, *MIN_LR), floor)),
+        ("after total_steps the rate stays at min_lr", f"steps {AFTER_STEPS}, {setting}, min_lr={MIN}",
+         ("min", AFTER_STEPS, [MIN] * len(AFTER_STEPS), after)),
+        ("warmup_steps=0: no warm-up, the peak at step 0",
+         f"steps 0, 5, 20, warmup_steps=0, total_steps=20, peak_lr={PEAK}",
+         ("nowarm", (0, 5, 20), rates((0, 5, 20), 0, 20, PEAK), [])),
+    ):  # fmt: skip
+        t.property(name, on=where)(
+            lambda a, k=key, s=steps, e=expected, m=mistakes: compare_all(_schedule(a, s, k), e, m)
         )
-
-    @t.property("decay: half a cosine from peak_lr at warmup_steps to min_lr=0 at total_steps",
-                on=f"steps {DECAY_STEPS}, {setting}")  # fmt: skip
-    def decay(a: Answers) -> str | None:
-        progress = [(s - W) / (TOTAL - W) for s in DECAY_STEPS]
-        mistakes = [
-            ("the decay is linear, not a cosine", [PEAK * (1 - p) for p in progress]),
-            ("the cosine's progress counts from step 0, not from the end of the warm-up",
-             [PEAK * 0.5 * (1 + math.cos(math.pi * s / TOTAL)) for s in DECAY_STEPS]),
-            ("the cosine is not halved and shifted: (1 + cos) / 2 runs from 1 to 0, cos alone from 1 to -1",
-             [PEAK * math.cos(math.pi * p) for p in progress]),
-            ("a quarter cosine, cos(pi/2 * progress), instead of half a cosine (1 + cos(pi * progress)) / 2",
-             [PEAK * math.cos(math.pi / 2 * p) for p in progress]),
-        ]  # fmt: skip
-        return _compare_schedule(
-            _schedule(a, DECAY_STEPS, "zero"), [_lr(s, W, TOTAL, PEAK) for s in DECAY_STEPS], mistakes
-        )
-
-    @t.property("min_lr: the cosine runs from peak_lr down to min_lr, not to 0",
-                on=f"steps {DECAY_STEPS}, {setting}, min_lr={MIN}")  # fmt: skip
-    def min_lr(a: Answers) -> str | None:
-        progress = [(s - W) / (TOTAL - W) for s in DECAY_STEPS]
-        mistakes = [
-            ("min_lr is added on top of the full cosine, so the decay starts above peak_lr",
-             [MIN + PEAK * 0.5 * (1 + math.cos(math.pi * p)) for p in progress]),
-            ("the cosine to 0 is clipped at min_lr instead of ending there smoothly",
-             [max(MIN, PEAK * 0.5 * (1 + math.cos(math.pi * p))) for p in progress]),
-            ("min_lr is ignored", [_lr(s, W, TOTAL, PEAK) for s in DECAY_STEPS]),
-        ]  # fmt: skip
-        expected = [_lr(s, W, TOTAL, PEAK, MIN) for s in DECAY_STEPS]
-        return _compare_schedule(_schedule(a, DECAY_STEPS, "min"), expected, mistakes)
-
-    @t.property("after total_steps the rate stays at min_lr", on=f"steps {AFTER_STEPS}, {setting}, min_lr={MIN}")
-    def after(a: Answers) -> str | None:
-        progress = [(s - W) / (TOTAL - W) for s in AFTER_STEPS]
-        mistakes = [
-            ("past total_steps the cosine goes on and the rate climbs back up",
-             [MIN + (PEAK - MIN) * 0.5 * (1 + math.cos(math.pi * p)) for p in progress]),
-            ("past total_steps the rate is 0, not min_lr", [MIN if s == TOTAL else 0.0 for s in AFTER_STEPS]),
-        ]  # fmt: skip
-        return _compare_schedule(_schedule(a, AFTER_STEPS, "min"), [MIN] * len(AFTER_STEPS), mistakes)
-
-    @t.property(
-        "warmup_steps=0: no warm-up, the peak at step 0",
-        on=f"steps 0, 5, 20, warmup_steps=0, total_steps=20, peak_lr={PEAK}",
-    )
-    def no_warmup(a: Answers) -> str | None:
-        return _compare_schedule(_schedule(a, (0, 5, 20), "nowarm"), [_lr(s, 0, 20, PEAK) for s in (0, 5, 20)], [])
 
 
 check_warmup_cosine_lr = EXERCISE.check("warmup_cosine_lr")
@@ -277,9 +254,9 @@ def accuracy_by_group_task(t: Task) -> None:
                      "the accuracy over all items", {"all": macro})]  # fmt: skip
         return _compare_dict(a["main"], expected, mistakes, ["all"])
 
-    @t.property("works for a single group", on='5 items, all in group "x"')
-    def single(a: Answers) -> str | None:
-        return _compare_dict(a["one_group"], _accuracies(PREDICTIONS[:5], LABELS[:5], one_group), [], ["x", "all"])
+    t.property("works for a single group", on='5 items, all in group "x"')(
+        lambda a: _compare_dict(a["one_group"], _accuracies(PREDICTIONS[:5], LABELS[:5], one_group), [], ["x", "all"])
+    )
 
     t.unchanged("main", {"predictions": PREDICTIONS, "labels": LABELS, "groups": GROUPS}, on=on)
 

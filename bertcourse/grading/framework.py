@@ -14,7 +14,7 @@ the property holds, else a hint that names the mistake, never the fix (:func:`co
 most of this). One property per thing that can go wrong: a bug should fail the properties it breaks,
 not all of them (so check shape and dtype in one property, and judge values apart from the shape in
 the others; :func:`expect_tensor` is the shape-and-dtype property). The one-line forms
-``t.equals``, ``t.shape`` and ``t.unchanged`` cover most properties (:mod:`~bertcourse.grading.kit`
+``t.equals``, ``t.shape``, ``t.same`` and ``t.unchanged`` cover most properties (:mod:`~bertcourse.grading.kit`
 has them, and the shared oracles); declare a property that a constant answer could pass (a shape,
 a type, an invariance) with ``gated=True``: it then counts only beside a value property that passed.
 ``t.error_hint(regex, hint)`` adds a hint when the function raises and the regex matches its
@@ -135,6 +135,10 @@ class Property:
     gated: bool = False  # a constant answer can pass it: it counts only if some value property passed too
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 GATED = "counts only together with a property that checks values, and none of those passed"
 
 
@@ -177,14 +181,33 @@ class Task:
         expected: Any,
         mistakes: Sequence[Mistake] | Callable[[], Sequence[Mistake]] = (),
         on: str = "",
-        read: Callable[[Any], Any] = lambda value: value,
+        read: Callable[[Any], Any] = _identity,
         rtol: float = 1e-6,
         atol: float = 1e-8,
+        hint: str = "",
+        gated: bool = False,
     ) -> None:
-        """Property ``name``: the output of ``query`` (through ``read``) equals the oracle's ``expected``."""
-        self.properties.append(
-            Property(name, on, lambda a: compare(read(a[query]), expected, mistakes, rtol=rtol, atol=atol))
-        )
+        """Property ``name``: the output of ``query`` (through ``read``) equals the oracle's ``expected``.
+
+        With ``hint``, any difference reads as that hint (for an invariance: "padding leaks into the mean").
+        """
+
+        def test(a: Answers) -> str | None:
+            problem = compare(read(a[query]), expected, mistakes, rtol=rtol, atol=atol)
+            return hint if problem and hint else problem
+
+        self.properties.append(Property(name, on, test, gated))
+
+    def same(
+        self, name: str, query: str, like: str, hint: str, on: str = "", read: Callable[[Any], Any] = _identity
+    ) -> None:
+        """Gated property ``name``, an invariance: the output of ``query`` equals that of ``like``, else ``hint``."""
+
+        def test(a: Answers) -> str | None:
+            reference = read(a[like])
+            return None if compare(read(a[query]), reference) is None else hint
+
+        self.properties.append(Property(name, on, test, gated=True))
 
     def shape(
         self,

@@ -1,11 +1,18 @@
 """The grader's kit: what the exercise modules share, so that a property reads as inputs, oracle and hint.
 
-A property is usually one of three shapes, each a one-liner on :class:`~bertcourse.grading.framework.Task`:
+A property is usually one of four shapes, each a one-liner on :class:`~bertcourse.grading.framework.Task`:
 
 - ``t.equals(name, query, expected, mistakes, on=...)``: the output of ``query`` equals the oracle's
   ``expected``; a wrong output gets the hint of the first mistake in ``mistakes`` it reproduces;
 - ``t.shape(name, query, shape, dtype, hints, on=...)``: a tensor of this shape and dtype;
-- ``t.unchanged(query, before, on=...)``: the function left its (named) inputs as they were.
+- ``t.unchanged(query, before, on=...)``: the function left its (named) inputs as they were;
+- ``t.same(name, query, like, hint, on=...)``: an invariance, the output of ``query`` equals that of ``like``.
+
+A property that judges several inputs returns :func:`first` of its ``(label, problem)`` pairs; a
+tuple of tensors is judged by :func:`expect_tensors`; a mistake catalogue is a table of ``(hint, how
+the oracle reproduces it)`` rows, turned into ``(hint, wrong answer)`` pairs by :func:`variants`; a
+reader that finds an answer malformed calls :func:`fail`, which fails the property reading it with
+that hint.
 
 Everything else here is an independent oracle or a reader shared by several exercises. Oracles are
 written from PyTorch primitives (``torch.softmax``, matrix products, ``F.scaled_dot_product_attention``),
@@ -15,7 +22,7 @@ never from the course functions a learner is asked to write.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -26,15 +33,83 @@ __all__ = [
     "as_float64",
     "attend",
     "attention_oracle",
+    "bumped",
     "compare_all",
     "describe_attention",
+    "expect_tensors",
+    "fail",
+    "first",
     "leaks",
     "output_and_weights",
+    "reproducible",
     "scalar",
     "unpack",
+    "variants",
 ]
 
 Mistake = tuple[str, Any]
+
+
+def first(problems: Iterable[tuple[str, str | None]]) -> str | None:
+    """The first problem of ``(label, problem)`` pairs, as "label: problem" (bare if the label is ""); None if none.
+
+    Pass a generator: each problem is then only computed (and its query read) when those before it hold.
+    """
+    return next((f"{label}: {problem}" if label else problem for label, problem in problems if problem), None)
+
+
+def variants(
+    oracle: Callable[..., Any], table: Iterable[tuple[str, Mapping[str, Any]]], *args: Any, **kwargs: Any
+) -> list[Mistake]:
+    """A mistake catalogue: ``(hint, oracle(*args, **kwargs, **knobs))`` for each ``(hint, knobs)`` row of ``table``."""
+    return [(hint, oracle(*args, **{**kwargs, **knobs})) for hint, knobs in table]
+
+
+def expect_tensors(
+    result: object,
+    names: Sequence[str],
+    specs: Mapping[str, tuple[Any, ...]],
+    not_a_pair: str = "",
+) -> str | None:
+    """None if ``result`` is a pair of tensors ``names`` of the shapes and dtypes of ``specs`` (judged in its order).
+
+    ``specs[name]`` holds the arguments of :func:`~bertcourse.grading.framework.expect_tensor` after the
+    value: ``(shape, dtype)`` or ``(shape, dtype, hints)``.
+    """
+    from bertcourse.grading.framework import expect_tensor
+
+    values = unpack(result, len(names))
+    if values is None:
+        return not_a_pair or f"expected a pair ({', '.join(names)}), got {type(result).__name__}"
+    return first((name, expect_tensor(values[names.index(name)], *spec)) for name, spec in specs.items())
+
+
+def reproducible(draws: object, again: object, other: object, how: str) -> str | None:
+    """Draws that come from the generator: ``again`` (same seed) equals ``draws``, ``other`` (another seed) does not.
+
+    ``how`` ends the hint when the same seed gave different draws.
+    """
+    from bertcourse.grading.framework import compare
+
+    if compare(again, draws) is not None:
+        return f"two calls with generators of the same seed gave different draws: {how}"
+    if compare(other, draws) is None:
+        return "generators with different seeds gave the same draws: your draws ignore the generator argument"
+    return None
+
+
+def fail(problem: str) -> Any:
+    """Fail the property that reads this answer, with ``problem`` as its hint (a malformed answer, say)."""
+    from bertcourse.grading.framework import UnansweredError
+
+    raise UnansweredError(problem)
+
+
+def bumped(x: Tensor, index: Any) -> Tensor:
+    """A copy of ``x`` with 1 added at ``index`` (one token changed, nothing else), to see which outputs move."""
+    x = x.clone()
+    x[index] += 1.0
+    return x
 
 
 def unpack(result: object, n: int = 2) -> tuple[object, ...] | None:
