@@ -252,8 +252,8 @@ def test_committed_course_results_match_the_preset_and_separate_the_models() -> 
     """What chapter 08 loads was made by the course preset as the code defines it now, with every row and
     5 seeds, and its headline claims hold with their 95% intervals (paired by seed): BERT reads the right
     cue that GPT cannot (unless GPT scores whole sentences); the interaction at the `both` blank is zero
-    for ELMo and GPT (every row built on them) and above zero for every BERT (its interval, for the main row); the controlled pair is
-    within 2% in size; BERT at 40% masking beats BERT at 15% on the far cue."""
+    for ELMo and GPT (every row built on them) and above zero for every BERT (its interval, for the main
+    row); the controlled pair is within 2% in size; BERT at 40% masking beats BERT at 15% on the far cue."""
     results = json.loads(COURSE_RESULTS.read_text())
     validate_results(results)
     assert results["config"] == json.loads(json.dumps(dataclasses.asdict(PRESETS["course"])))
