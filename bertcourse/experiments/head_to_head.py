@@ -370,7 +370,7 @@ def run(
             records[(m, s)] = record
     variants = list(dict.fromkeys(ROWS[m].variant for m in models))
     todo = [(v, s) for s in seed_list for v in variants if any((m, s) not in records for m in _rows_of(preset, v))]
-    todo.sort(key=lambda unit: VARIANTS[unit[0]].family != "elmo")  # the slowest first: workers end together
+    todo.sort(key=lambda unit: (-VARIANTS[unit[0]].steps_scale, VARIANTS[unit[0]].family != "elmo"))  # slowest first
     workers = _jobs(jobs, device, len(todo))
     corpus, sets = _shared_sets(dataclasses.replace(preset, rows=MODELS))
     steps = {v: 1 + len(sets.tasks) * sum(1 + ROWS[m].main for m in _rows_of(preset, v)) for v in variants}
