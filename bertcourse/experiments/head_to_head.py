@@ -291,16 +291,20 @@ def _chance(sets: EvaluationSets) -> dict[str, Any]:
     return {"cloze": cloze, "finetune": finetune_chance, "finetune_by_cue": by_cue}
 
 
-@functools.cache
 def _shared_sets(preset: Preset) -> tuple[PretrainingCorpus, EvaluationSets]:
-    """The corpus and evaluation sets of ``preset``, built once per process (they are deterministic)."""
+    """The corpus and evaluation sets of ``preset``, built once per process (the rows run do not change them)."""
+    return _sets(dataclasses.replace(preset, rows=MODELS))
+
+
+@functools.cache
+def _sets(preset: Preset) -> tuple[PretrainingCorpus, EvaluationSets]:
     return pretraining_corpus(preset), evaluation_sets(preset)
 
 
 def _run_unit(name: str, preset: Preset, seed: int, device: str, threads: int) -> dict[str, dict[str, Any]]:
     """One (variant, seed) of the experiment in a worker process with ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    corpus, sets = _shared_sets(dataclasses.replace(preset, rows=MODELS))  # rows do not change the data
+    corpus, sets = _shared_sets(preset)
     return run_variant(name, preset, seed, corpus, sets, device)
 
 
@@ -372,7 +376,7 @@ def run(
     todo = [(v, s) for s in seed_list for v in variants if any((m, s) not in records for m in _rows_of(preset, v))]
     todo.sort(key=lambda unit: (-VARIANTS[unit[0]].steps_scale, VARIANTS[unit[0]].family != "elmo"))  # slowest first
     workers = _jobs(jobs, device, len(todo))
-    corpus, sets = _shared_sets(dataclasses.replace(preset, rows=MODELS))
+    corpus, sets = _shared_sets(preset)
     steps = {v: 1 + len(sets.tasks) * sum(1 + ROWS[m].main for m in _rows_of(preset, v)) for v in variants}
     with tqdm(
         total=sum(steps[v] for v, _ in todo), desc=f"compare {preset.name}", disable=not progress, dynamic_ncols=True

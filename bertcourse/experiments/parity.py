@@ -77,8 +77,11 @@ def train_conjunction(
         answer = torch.tensor([it.candidates.index(it.answer) for it in items])  # (N,): 0 or 1
         return x, attention, torch.tensor(positions), torch.tensor(candidates), answer
 
+    def blank(x: Tensor, attention: Tensor, at: Tensor) -> Tensor:
+        return model.bert(x, attention).last_hidden_state[torch.arange(len(x)), at]  # (B, T, H) -> (B, H)
+
     def scores(x: Tensor, attention: Tensor, at: Tensor, candidates: Tensor) -> Tensor:
-        hidden = model.bert(x, attention).last_hidden_state[torch.arange(len(x)), at]  # (B, T, H) -> (B, H)
+        hidden = blank(x, attention, at)  # (B, H)
         if head == "linear":
             return probe(hidden)  # (B, 2)
         return model.mlm_head(hidden).gather(1, candidates)  # (B, V) -> (B, 2): the two candidates' logits
@@ -100,8 +103,8 @@ def train_conjunction(
         if head == "linear":
             loss = nn.functional.cross_entropy(scores(x, attention, at, candidates), answer)
         else:  # the masked-LM loss over the whole vocabulary, the target the conjunction's token id
-            hidden = model.bert(x, attention).last_hidden_state[torch.arange(len(x)), at]  # (B, H)
-            loss = nn.functional.cross_entropy(model.mlm_head(hidden), candidates.gather(1, answer[:, None])[:, 0])
+            target = candidates.gather(1, answer[:, None])[:, 0]  # (B,): the conjunction's token id
+            loss = nn.functional.cross_entropy(model.mlm_head(blank(x, attention, at)), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
