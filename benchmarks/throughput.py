@@ -31,7 +31,11 @@ machine's reach is the FLOP/s of a large float32 matmul measured in the same rou
 matmul" column says what fraction of the arithmetic the machine can do a step actually uses.
 
 The decoding table times GPT's per-token step with the key/value cache (one new token, cache of the
-context) and without it (the whole context recomputed), at contexts of 64 to 1,024 tokens.
+context) and without it (the whole context recomputed), at contexts of 64 to 1,024 tokens, and beside them
+the part of a cached step that must grow with the context: one query attending over each layer's cached
+keys and values, alone (``scaled_dot_product_attention`` on tensors of the cache's shapes). What the cached
+step adds from 64 to 1,024 tokens, next to what this floor adds, says whether anything but reading the cache
+grows with the context.
 """
 
 from __future__ import annotations
@@ -292,6 +296,8 @@ def decoding_table(args: argparse.Namespace) -> None:
     ids = torch.randint(config.vocab_size, (1, max(DECODE_CONTEXTS) + DECODE_TOKENS + 1))
     cached: dict[int, list[float]] = {L: [] for L in DECODE_CONTEXTS}
     full: dict[int, list[float]] = {L: [] for L in DECODE_CONTEXTS}
+    floor: dict[int, list[float]] = {L: [] for L in DECODE_CONTEXTS}
+    head_dim = config.d_model // config.n_heads
     with torch.no_grad():
         for _ in range(args.rounds):
             for L in DECODE_CONTEXTS:
@@ -304,17 +310,32 @@ def decoding_table(args: argparse.Namespace) -> None:
                 for _ in range(2):
                     model(ids[:, : L + 1])
                 full[L].append((CLOCK() - start) / 2)
+                q = torch.randn(1, config.n_heads, 1, head_dim)  # one query per head, (B, h, 1, d)
+                kv = [(k.contiguous(), v.contiguous()) for k, v in past]  # each layer's cache, (B, h, ~L, d)
+                start = CLOCK()
+                for _ in range(DECODE_TOKENS):
+                    for k, v in kv:
+                        F.scaled_dot_product_attention(q, k, v)  # (B, h, 1, d): the cache read once
+                floor[L].append((CLOCK() - start) / DECODE_TOKENS)
     print(
         f"\nGPT decoding, batch 1, d_model={config.d_model}, {config.n_layers} layers; per-token ms "
-        f"(median of {args.rounds} rounds; cached: mean of {DECODE_TOKENS} steps after a prefill of the context)"
+        f"(median of {args.rounds} rounds; cached: mean of {DECODE_TOKENS} steps after a prefill of the context; "
+        "attention alone: one query over every layer's cache)"
     )
-    print(f"{'context':>8} {'cached':>8} {'no cache':>9} {'cached / cached@64':>19}")
+    print(f"{'context':>8} {'cached':>8} {'no cache':>9} {'cached / cached@64':>19} {'attention alone':>16}")
     base = statistics.median(cached[DECODE_CONTEXTS[0]])
     for L in DECODE_CONTEXTS:
-        c, f = statistics.median(cached[L]), statistics.median(full[L])
-        print(f"{L:>8} {1e3 * c:>8.3f} {1e3 * f:>9.3f} {c / base:>19.2f}")
-    ratio = [c / b for c, b in zip(cached[DECODE_CONTEXTS[-1]], cached[DECODE_CONTEXTS[0]], strict=True)]
-    print(f"cached per-token time, context {DECODE_CONTEXTS[-1]} / {DECODE_CONTEXTS[0]}: {_summary(ratio)}")
+        c, f, a = statistics.median(cached[L]), statistics.median(full[L]), statistics.median(floor[L])
+        print(f"{L:>8} {1e3 * c:>8.3f} {1e3 * f:>9.3f} {c / base:>19.2f} {1e3 * a:>16.3f}")
+    first, last = DECODE_CONTEXTS[0], DECODE_CONTEXTS[-1]
+    ratio = [c / b for c, b in zip(cached[last], cached[first], strict=True)]
+    print(f"cached per-token time, context {last} / {first}: {_summary(ratio)}")
+    grown = [1e3 * (c - b) for c, b in zip(cached[last], cached[first], strict=True)]
+    floor_grown = [1e3 * (c - b) for c, b in zip(floor[last], floor[first], strict=True)]
+    print(
+        f"added from {first} to {last} tokens, ms per token: cached step {_summary(grown)}, "
+        f"attention over the cache alone {_summary(floor_grown)}"
+    )
 
 
 def profile(args: argparse.Namespace) -> None:

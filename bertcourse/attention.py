@@ -149,10 +149,6 @@ def _attend(
     use_math = backend == "math" or (backend == "auto" and return_weights)
     if is_causal and L_q == 1:
         is_causal = False  # one query, the last position: it may attend to every key, so no mask at all
-    if backend == "auto" and L_q == 1 and q.device.type == "cpu":
-        # A decoding step: on a CPU the fused kernel sets up work buffers sized by the keys at every call,
-        # and costs more per key than the three plain products (measured: benchmarks/throughput.py).
-        use_math = True
     if not use_math and is_causal and attn_mask is None and L_q == L_k:
         # The plain causal case: the fused kernel builds the mask itself (Flash-eligible).
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)

@@ -158,3 +158,25 @@ def test_a_cache_sliced_to_some_rows_continues_like_recomputing() -> None:
         both = model(ids[:, 6:7], past_key_values=past, use_cache=True).logits[:, -1]
     torch.testing.assert_close(one, model(ids[:1, :7]).logits[:, -1])
     torch.testing.assert_close(both, model(ids[:, :7]).logits[:, -1])
+
+
+def test_decoding_grows_the_cache_in_place_with_few_reallocations() -> None:
+    """Each cached step writes one position into the buffer it was given; the buffer is reallocated only when
+    it is full (it doubles), so 100 steps after a 4-token prompt allocate a handful of buffers, not 100, and
+    the keys of every step are a prefix view of the one buffer that holds them."""
+    config = GPTConfig(vocab_size=V, d_model=24, n_layers=2, n_heads=3, d_ff=40, max_len=128, dropout=0.0)
+    torch.manual_seed(0)
+    model = GPT(config).eval()
+    ids = torch.randint(1, V, (1, 104), generator=torch.Generator().manual_seed(2))
+    buffers: set[int] = set()
+    with torch.no_grad():
+        past = model(ids[:, :4], use_cache=True).past_key_values
+        for t in range(4, 104):
+            out = model(ids[:, t : t + 1], past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            keys = past[0][0]  # first layer's keys, (1, h, t + 1, d)
+            assert keys.shape[2] == t + 1 and keys._base is not None and keys._base.shape[2] >= t + 1
+            buffers.add(keys.data_ptr())
+        torch.testing.assert_close(out.logits[:, -1], model(ids).logits[:, -1])  # and still equals recomputing
+    # buffers of 8, 16, ..., 128 positions at most
+    assert len(buffers) <= 6, f"{len(buffers)} buffers for 100 steps: the cache is copied instead of grown"
