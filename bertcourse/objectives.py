@@ -244,9 +244,10 @@ PRETRAINING_TERMS: dict[str, dict[str, float]] = {
     "elmo": {"forward": 0.5, "backward": 0.5},  # ELMo's loss is the mean of its two directions
     "bert": {"mlm": 1.0, "nsp": 1.0},  # BERT's pre-training loss is the sum of both tasks
     "mlm": {"mlm": 1.0},  # BERT's masked LM alone: the paper's "No NSP" ablation (Table 5)
+    "nsp": {"nsp": 1.0},  # next-sentence prediction alone: can NSP be learned at all? (chapter 08's diagnosis)
 }
 """Each objective's pre-training loss as weighted terms: sum_k w_k * (mean loss of term k over its targets).
-An objective is named after the model that pre-trains with it, or (``mlm``) after its one task."""
+An objective is named after the model that pre-trains with it, or (``mlm``, ``nsp``) after its one task."""
 
 
 def pretraining_target_counts(model_name: str, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -283,13 +284,16 @@ def pretraining_loss_sums(model_name: str, model: Any, batch: Mapping[str, Tenso
             "forward": causal_lm_loss(out.forward_logits, labels, reduction="sum"),
             "backward": backward_lm_loss(out.backward_logits, labels, reduction="sum"),
         }
-    if "label_weights" in batch:  # sum_i w_i CE_i over the masked positions, w_i from the data (label_weights)
+    sums: dict[str, Tensor] = {}
+    if "mlm" not in PRETRAINING_TERMS[model_name]:
+        pass
+    elif "label_weights" in batch:  # sum_i w_i CE_i over the masked positions, w_i from the data (label_weights)
         each = F.cross_entropy(
             out.prediction_logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
         )  # (B T,)
-        sums = {"mlm": (each * batch["label_weights"].flatten()).sum()}
+        sums["mlm"] = (each * batch["label_weights"].flatten()).sum()
     else:
-        sums = {"mlm": masked_lm_loss(out.prediction_logits.float(), labels, reduction="sum")}
+        sums["mlm"] = masked_lm_loss(out.prediction_logits.float(), labels, reduction="sum")
     if "nsp" in PRETRAINING_TERMS[model_name]:
         sums["nsp"] = next_sentence_loss(out.seq_relationship_logits, batch["next_sentence_label"], reduction="sum")
     return sums

@@ -51,18 +51,19 @@ def test_every_row_names_a_variant_and_every_variant_builds(corpus) -> None:  # 
         corpus.data("bert-huge", TINY, 0)
 
 
-def test_no_nsp_trains_no_nsp_head(corpus) -> None:  # type: ignore[no-untyped-def]
-    """Objective ``mlm``: the NSP head gets no gradient, so it ends as it began; with ``bert`` it moves."""
+def test_no_nsp_trains_no_nsp_head_and_nsp_alone_no_mlm_decoder(corpus) -> None:  # type: ignore[no-untyped-def]
+    """Objective ``mlm``: the NSP head gets no gradient, so it ends as it began; ``nsp``: the masked-LM
+    decoder's bias ends as it began; with ``bert`` both move."""
     ends = {}
-    for objective in ("mlm", "bert"):
+    for objective in ("mlm", "nsp", "bert"):
         torch.manual_seed(0)
         model = build_model("bert", variant_config(TINY, corpus.tokenizer.vocab_size, "bert"))
-        before = model.nsp_head.weight.detach().clone()
+        nsp, bias = model.nsp_head.weight.detach().clone(), model.mlm_head.decoder.bias.detach().clone()
         batches = corpus.data("bert", TINY, 0).batches(8)
         train(model, batches, objective=objective, max_steps=3, lr=1e-2, seed=0, progress=False)
-        ends[objective] = torch.equal(model.nsp_head.weight, before)
-    assert ends == {"mlm": True, "bert": False}
-    assert PRETRAINING_TERMS["mlm"] == {"mlm": 1.0}
+        ends[objective] = (torch.equal(model.nsp_head.weight, nsp), torch.equal(model.mlm_head.decoder.bias, bias))
+    assert ends == {"mlm": (True, False), "nsp": (False, True), "bert": (False, False)}
+    assert PRETRAINING_TERMS["mlm"] == {"mlm": 1.0} and PRETRAINING_TERMS["nsp"] == {"nsp": 1.0}
 
 
 def test_feature_based_elmo_trains_only_its_scalar_mix_and_head(corpus) -> None:  # type: ignore[no-untyped-def]
