@@ -1,8 +1,12 @@
-"""Chapter 07's fine-tuning loop: sees every label, learns, repeats with a seed, and its helpers' arithmetic."""
+"""Chapter 07's fine-tuning loop (sees every label, learns, repeats with a seed), its helpers' arithmetic, and its
+stage 1: the ``label-budget`` preset, built and pre-trained by the head-to-head's shared set-up."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +21,8 @@ from bertcourse.chapters.label_budget import (
     steps_for_epochs,
     token_accuracy,
 )
+from bertcourse.experiments import MODELS, PRESETS, build_model, pretraining_corpus, variant_config
+from bertcourse.experiments.head_to_head import evaluation_sets, pretrain
 
 
 def test_steps_cover_every_example() -> None:
@@ -98,3 +104,45 @@ def test_fine_tune_rejects_bad_arguments() -> None:
     train = _toy_tagging(4, 0)
     with pytest.raises(ValueError, match="lr > 0"):
         fine_tune(LayerMixTagger(1, 4, 2), train, train, batch_size=2, steps=1, lr=0.0, eval_every=1, seed=0)
+
+
+# ----------------------------------------------------------------------------- chapter 07's stage 1: the shared set-up
+
+CHAPTER = Path(__file__).resolve().parents[1] / "notebooks" / "07_pretrain_finetune.ipynb"
+LABEL_BUDGET = PRESETS["label-budget"]
+
+
+def test_label_budget_preset_builds_the_chapters_data_and_models() -> None:
+    corpus = pretraining_corpus(LABEL_BUDGET)
+    words = {w for document in corpus.documents for sentence in document for w in sentence.split()}
+    assert all(len(corpus.tokenizer.encode(w, add_special_tokens=False)) == 1 for w in words)  # one token per word
+    sets = evaluation_sets(LABEL_BUDGET)
+    train_items, test_items = sets.tasks["pos"]
+    assert (len(train_items), len(test_items)) == (1024, 400)  # the chapter's labelled pool and test set
+    seen = {w for item in train_items[:16] for w in item.words}
+    test_words = [w for item in test_items for w in item.words]
+    assert sum(w not in seen for w in test_words) / len(test_words) > 0.25  # 16 labels leave many words unseen
+    vocab_size = corpus.tokenizer.vocab_size
+    counts = [build_model(n, variant_config(LABEL_BUDGET, vocab_size, n)).num_parameters() for n in MODELS]
+    assert max(counts) < 1.05 * min(counts)  # the same budget
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_label_budget_pretraining_runs_through_the_head_to_heads_pretrain(name: str) -> None:
+    short = dataclasses.replace(LABEL_BUDGET, n_docs=100, pretrain_steps=60)  # the same code path, fewer steps
+    corpus = pretraining_corpus(short)
+    model, record = pretrain(name, short, corpus, seed=0)
+    assert model.config == variant_config(short, corpus.tokenizer.vocab_size, name)
+    assert record["steps"] == 60
+    assert record["measured"]["loss_end"] < record["measured"]["loss_start"] - 0.5  # its own objective falls
+
+
+def test_chapter_07_pretrains_with_the_shared_set_up() -> None:
+    """The chapter's stage 1 is the head-to-head's: its preset, corpus, configs and ``pretrain``, none by hand."""
+    cells = json.loads(CHAPTER.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    for shared in ('PRESETS["label-budget"]', "pretraining_corpus(PRESET)", "evaluation_sets(PRESET)",
+                   "variant_config(PRESET", "pretrain(name, PRESET, corpus, SEED"):  # fmt: skip
+        assert shared in code, shared
+    for own in ("ToyLanguage(", "same_budget_configs(", "MLMCollator", "LMCollator", "TextDataset", "DataLoader"):
+        assert own not in code, own
