@@ -58,7 +58,7 @@ BENCH_ARGS ?=
 bench-throughput: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
 
-# make compare [PRESET=tiny|course|full SEEDS=N]: chapter 08's head-to-head experiment; the course preset with
+# make compare [PRESET=tiny|course|full|label-budget SEEDS=N]: chapter 08's head-to-head experiment; the course preset with
 # 5 seeds is what notebooks/results/compare-course holds (a rerun resumes from the runs it finds there).
 PRESET ?= course
 SEEDS ?= 5

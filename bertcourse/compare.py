@@ -1,6 +1,6 @@
 """``python -m bertcourse.compare``: the head-to-head experiment of chapter 08 from the command line.
 
-    python -m bertcourse.compare --preset {tiny,course,full} --seeds N --out DIR [--device D] [--jobs J]
+    python -m bertcourse.compare --preset {tiny,course,full,label-budget} --seeds N --out DIR [--device D] [--jobs J]
 
 A thin layer over ``bertcourse.experiments.head_to_head.run`` (what is measured, the ``results.json``
 schema, resuming): it parses the flags, runs, and prints the tables. ``run`` and ``evaluation_sets`` are

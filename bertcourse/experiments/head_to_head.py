@@ -1,6 +1,6 @@
 """ELMo vs GPT vs BERT at equal budget: the head-to-head experiment of chapter 08 (``run``), resumable.
 
-Its command line is ``python -m bertcourse.compare --preset {tiny,course,full} --seeds N --out DIR``.
+Its command line is ``python -m bertcourse.compare --preset {tiny,course,full,label-budget} --seeds N --out DIR``.
 
 The experiment compares *rows* (``experiments.setup.ROWS``): a pre-training recipe (``registry.VARIANTS``:
 a model family, its config changes, its objective and masking rate) and the way fine-tuning uses it. The

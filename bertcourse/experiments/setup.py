@@ -38,7 +38,8 @@ __all__ = [
 ]
 TASKS: tuple[str, ...] = ("sentiment", "acceptability", "pos")
 """The fine-tuning tasks: the toy language's ``sentiment_task``, ``acceptability_task`` and ``pos_task``.
-(``nsp_task`` is no row: fine-tuned on it, every model stayed at chance in the committed 3-seed run.)"""
+(``nsp_task`` is no row: on this language NSP is a relation between the two sentences with no first-order part,
+which no model learned, in pre-training or fine-tuning; ``benchmarks/nsp_diagnosis.py`` and chapter 08 measure it.)"""
 
 Use = Literal["finetune", "features", "bilstm"]
 
@@ -139,10 +140,10 @@ PRESETS: dict[str, Preset] = {
         rows=MODELS,
     ),
 }  # fmt: skip
-"""``tiny``: the test and chapter 08's live run (one seed: 43 s on 2 CPU cores with ``--jobs auto``, 68 s in one
-process); ``course``: the committed results of chapter 08 (3 seeds: about 17 minutes on 2 CPU cores);
-``full``: for a GPU. ``course`` pre-trains for 2,500 steps because BERT's masked LM stays at chance on every
-cloze cue for its first 500 (GPT and ELMo are near perfect by then); see chapter 08's learning curves.
+"""``tiny``: the test and chapter 08's live run (GPT and BERT, one seed: 30 s on 2 CPU cores with ``--jobs auto``);
+``course``: the committed results of chapter 08 (every row, 5 seeds; see the README for its time on 2 CPU cores);
+``full``: for a GPU. ``course`` pre-trains for 2,500 steps because BERT's masked LM passes GPT on the cloze
+cues only after about 1,250 (chapter 08's learning curves); ``bert-joint`` takes 5 times the steps.
 ``label-budget``: chapter 07's stage 1 (ELMo, GPT and BERT pre-trained in 15 s on one thread of a busy 2-core
 CPU, before a grid of fine-tuning runs; one seed of ``compare``: 24 s): the whole lexicon, so that 16 labelled
 sentences leave a third of the test words unseen, one block of width 32 without dropout, 200 steps of 64
