@@ -187,11 +187,11 @@ VARIANTS: dict[str, Variant] = {
     "bert-joint": Variant(
         "bert",
         "bert",
-        "BERT designed for the joint cue: untied decoder, no masked neighbours, and/but x10, 3x steps",
+        "BERT designed for the joint cue: untied decoder, no masked neighbours, and/but x10, 5x steps",
         {**CONTROLLED_BERT, "tie_decoder": False},
         mask_adjacent=False,
         target_words={"and": 10, "but": 10},
-        steps_scale=3,
+        steps_scale=5,
     ),
 }
 """The pre-training recipes of the head-to-head (``bertcourse.experiments.setup.ROWS`` says how each is fine-tuned)."""
