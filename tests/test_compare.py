@@ -253,7 +253,9 @@ def test_committed_course_results_match_the_preset_and_separate_the_models() -> 
     5 seeds, and its headline claims hold with their 95% intervals (paired by seed): BERT reads the right
     cue that GPT cannot (unless GPT scores whole sentences); the interaction at the `both` blank is zero
     for ELMo and GPT (every row built on them) and above zero for every BERT (its interval, for the main
-    row); the controlled pair is within 2% in size; BERT at 40% masking beats BERT at 15% on the far cue."""
+    row); the controlled pair is within 2% in size; BERT at 40% masking beats BERT at 15% on the far cue;
+    ``bert-joint`` reads the `both` cue (>= 0.85) above ELMo's and GPT's intervals; the sentence-pair task
+    that replaces NSP measures something: pre-training lifts BERT and GPT on it (intervals above 0)."""
     results = json.loads(COURSE_RESULTS.read_text())
     validate_results(results)
     assert results["config"] == json.loads(json.dumps(dataclasses.asdict(PRESETS["course"])))
@@ -269,6 +271,9 @@ def test_committed_course_results_match_the_preset_and_separate_the_models() -> 
     assert models["bert"]["interaction"]["ci95"][0] > 1e-3
     assert abs(models["bert"]["parameters"] / models["gpt"]["parameters"] - 1) < 0.02
     assert paired["bert - bert-mask15"]["cloze"]["far"]["ci95"][0] > 0
+    joint = models["bert-joint"]["cloze"]["both"]["ci95"][0]  # the designed row reads the joint cue, every seed
+    assert joint >= 0.85 and all(joint > models[name]["cloze"]["both"]["ci95"][1] for name in ("elmo", "gpt"))
+    assert all(models[name]["pretraining_gain"]["continuation"]["ci95"][0] > 0 for name in ("bert", "gpt"))
 
 
 def test_gpt_sentence_scores_are_whole_sentence_log_probabilities(data, random_models) -> None:  # type: ignore[no-untyped-def]

@@ -174,6 +174,22 @@ def test_acceptability_task_labels_match_the_sentence() -> None:
             assert agrees == bool(it.label), it
 
 
+def test_continuation_pairs_are_labelled_by_agreement_across_the_two_segments() -> None:
+    """A = the subject phrase, B = the main verb and the rest: the label is whether B's verb agrees with A's
+    subject, so neither segment alone decides it; relative clauses (``far``) put an attractor noun in A."""
+    items = ToyLanguage(4).continuation_task(400)
+    assert {it.cue for it in items} == {"left", "far"}
+    assert 0.4 < sum(it.label for it in items) / len(items) < 0.6
+    for it in items:
+        a, b = it.words, it.text_pair.split()
+        subject = a[a.index("that") - 1] if it.cue == "far" else a[-1]
+        assert b[-1] == "." and "." not in a
+        agrees = (subject in SINGULAR_NOUNS) == (b[0] in SINGULAR_VERBS)
+        assert agrees == bool(it.label), it
+    with pytest.raises(ValueError, match="p_error"):
+        ToyLanguage(0).continuation_task(3, p_error=-0.1)
+
+
 def test_sentiment_task_cues() -> None:
     items = ToyLanguage(5).sentiment_task(300)
     assert {it.cue for it in items} == {"none", "left", "far"}

@@ -503,6 +503,27 @@ class ToyLanguage:
             items.append(TaskItem(s.text, int(s.acceptable), cue.position, cue.target, cue.cue_index))
         return items
 
+    def continuation_task(self, n: int, p_error: float = 0.5) -> list[TaskItem]:
+        """Sentence pairs labelled 1 (B continues A) / 0 (B continues A with its verb's number flipped).
+
+        NSP's format with a cue the language decides: one sentence is split before its main verb, A = the
+        subject phrase (with a relative clause, whose noun has the other number, in half the items: ``far``;
+        else ``left``), B = the verb and the rest. Whether B continues A needs both segments: the subject's
+        number is in A, the verb's in B. ``text`` is A, ``text_pair`` is B.
+        """
+        if not 0.0 <= p_error <= 1.0:
+            raise ValueError(f"p_error must lie in [0, 1], got {p_error}")
+        items = []
+        for _ in range(n):
+            s = self.sentence(relative=self.rng.random() < 0.5)
+            cue = s.cue("agreement")
+            assert cue is not None  # every sentence has a subject and a main verb
+            if self.rng.random() < p_error:
+                s = self.with_error(s, "agreement")
+            a, b = " ".join(s.words[: cue.target]), " ".join(s.words[cue.target :])
+            items.append(TaskItem(a, int(s.acceptable), cue.position, text_pair=b))
+        return items
+
     def pos_task(self, n: int) -> list[TaskItem]:
         """Sentences with one tag id per word (indices into ``pos_tags``); each holds an ambiguous word whose
         cue is ``left`` or ``right``."""

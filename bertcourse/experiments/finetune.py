@@ -32,11 +32,12 @@ __all__ = ["BiLSTMOnTop", "finetune", "representation_size", "task_items"]
 
 
 def task_items(task: str, lang: ToyLanguage, n: int) -> list[TaskItem]:
-    """``n`` labelled items of ``task``: ``sentiment``, ``acceptability``, ``pos`` or ``nsp``."""
+    """``n`` labelled items of ``task``: ``sentiment``, ``acceptability``, ``pos``, ``continuation`` or ``nsp``."""
     makers = {
         "sentiment": lang.sentiment_task,
         "acceptability": lang.acceptability_task,
         "pos": lang.pos_task,
+        "continuation": lang.continuation_task,
         "nsp": lang.nsp_task,
     }
     if task not in makers:

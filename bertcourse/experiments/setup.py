@@ -36,8 +36,10 @@ __all__ = [
     "pretraining_corpus",
     "variant_config",
 ]
-TASKS: tuple[str, ...] = ("sentiment", "acceptability", "pos")
-"""The fine-tuning tasks: the toy language's ``sentiment_task``, ``acceptability_task`` and ``pos_task``.
+TASKS: tuple[str, ...] = ("sentiment", "acceptability", "pos", "continuation")
+"""The fine-tuning tasks: the toy language's ``sentiment_task``, ``acceptability_task``, ``pos_task`` and
+``continuation_task`` (a sentence pair in NSP's format, "does B continue A?", decided by subject-verb agreement
+across the two segments).
 (``nsp_task`` is no row: on this language NSP is a relation between the two sentences with no first-order part,
 which no model learned, in pre-training or fine-tuning; ``benchmarks/nsp_diagnosis.py`` and chapter 08 measure it.)"""
 
