@@ -14,6 +14,7 @@ from bertcourse.objectives import (
     IGNORE_INDEX,
     backward_lm_loss,
     causal_lm_loss,
+    mask_sequences,
     mask_tokens,
     masked_lm_loss,
     next_sentence_pairs,
@@ -139,6 +140,41 @@ def test_mask_tokens_bad_arguments() -> None:
         mask_tokens(ids, mlm_probability=1.5, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-special token"):
         mask_tokens(torch.zeros(1, 3, dtype=torch.long), vocab_size=2, mask_token_id=1, special_token_ids=(0,))
+
+
+@pytest.mark.parametrize("at_least_one", [False, True])
+@pytest.mark.parametrize("p", [0.15, 0.4, 1.0])
+def test_mask_sequences_rows_equal_mask_tokens_on_each_sequence_alone(p: float, at_least_one: bool) -> None:
+    """The batched path makes each sequence's draws from its own generator: row i equals ``mask_tokens``
+    on sequence i alone, padded, to the last bit (so a sequence's masking does not depend on its batch)."""
+    rng = random.Random(7)
+    pad = SPECIAL[0]
+    sequences = [[rng.randrange(len(SPECIAL) + 1, VOCAB) for _ in range(rng.randint(1, 12))] for _ in range(9)]
+    args = {"vocab_size": VOCAB, "mask_token_id": MASK, "special_token_ids": SPECIAL, "mlm_probability": p}
+    generators = [torch.Generator().manual_seed(100 + i) for i in range(len(sequences))]
+    out, labels, attention = mask_sequences(sequences, generators, pad_token_id=pad, at_least_one=at_least_one, **args)
+    assert out.shape == labels.shape == attention.shape == (len(sequences), max(map(len, sequences)))
+    for i, ids in enumerate(sequences):
+        alone = torch.tensor([ids])
+        ref_out, ref_labels = mask_tokens(
+            alone, generator=torch.Generator().manual_seed(100 + i), at_least_one=at_least_one, **args
+        )
+        n = len(ids)
+        assert torch.equal(out[i, :n], ref_out[0]) and torch.equal(labels[i, :n], ref_labels[0])
+        assert (out[i, n:] == pad).all() and (labels[i, n:] == IGNORE_INDEX).all()
+        assert attention[i].tolist() == [1] * n + [0] * (out.shape[1] - n)
+
+
+def test_mask_sequences_bad_arguments() -> None:
+    kwargs = {"vocab_size": VOCAB, "mask_token_id": MASK, "pad_token_id": SPECIAL[0], "special_token_ids": SPECIAL}
+    with pytest.raises(ValueError, match="one generator each"):
+        mask_sequences([[5, 6], [7]], [torch.Generator()], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sequences must be non-empty"):
+        mask_sequences([], [], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="input_ids must lie in"):
+        mask_sequences([[VOCAB]], [torch.Generator()], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mlm_probability"):
+        mask_sequences([[5]], [torch.Generator()], mlm_probability=2.0, **kwargs)  # type: ignore[arg-type]
 
 
 def documents(n_docs: int = 2000) -> list[list[str]]:

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.objectives import (
     IGNORE_INDEX,
     PRETRAINING_TERMS,
+    mask_tokens,
     masked_lm_loss,
     pretraining_loss_sums,
     pretraining_target_counts,
@@ -86,6 +88,40 @@ def test_global_batch_is_the_union_of_the_ranks_batches(toy_setup, model):
         assert rows(whole) == sorted(rows(halves[0]) + rows(halves[1]))
         assert halves[0]["input_ids"].shape[0] == 4
     assert data.batch(0, 0, 8, 0, 1)["input_ids"].tolist() != data.batch(1, 0, 8, 0, 1)["input_ids"].tolist()
+
+
+@pytest.mark.parametrize("designed", [False, True])
+def test_bert_batch_rows_are_mask_tokens_on_each_example_alone(toy_setup, designed):
+    """A BERT batch (made at once by ``mask_sequences``) holds, row by row, what ``mask_tokens`` makes of
+    each example alone with its (seed, epoch, index) generator; with the designed recipe's options, no two
+    neighbours both masked (the right one restored) and masked-LM target weights by token."""
+    _, tokenizer, docs = toy_setup
+    common = Counter(t for doc in docs for sentence in doc for t in sentence).most_common(1)[0][0]
+    weights = {common: 10} if designed else None
+    data = PretrainData("bert", docs, tokenizer, seq_len=32, seed=5, mlm_probability=0.4,
+                        mask_adjacent=not designed, target_weights=weights)  # fmt: skip
+    epoch = 1
+    batch = data.batch(epoch, 2, 8, rank=0, world_size=1)
+    order = data._order[16:24]  # the examples of batch 2
+    for row, i in enumerate(order):
+        ids, n_a, label = data._pair_ids(i, epoch)
+        generator = torch.Generator().manual_seed(derive_seed(5, "mask", epoch, i))
+        out, labels = mask_tokens(torch.tensor([ids]), vocab_size=tokenizer.vocab_size,
+                                  mask_token_id=tokenizer.mask_token_id, special_token_ids=tokenizer.special_token_ids,
+                                  mlm_probability=0.4, generator=generator, at_least_one=True)  # fmt: skip
+        out, labels = out[0].tolist(), labels[0].tolist()
+        if designed:
+            for t in range(len(ids) - 1, 0, -1):  # right to left: restore t when t - 1 was masked too
+                if labels[t] != IGNORE_INDEX and labels[t - 1] != IGNORE_INDEX:
+                    out[t], labels[t] = ids[t], IGNORE_INDEX
+        n = len(ids)
+        assert batch["input_ids"][row, :n].tolist() == out and batch["labels"][row, :n].tolist() == labels
+        assert batch["token_type_ids"][row, :n].tolist() == [0] * (n_a + 2) + [1] * (n - n_a - 2)
+        assert batch["next_sentence_label"][row] == label and batch["attention_mask"][row].sum() == n
+        if designed:
+            expected = [0 if y == IGNORE_INDEX else weights.get(y, 1) for y in labels]
+            assert batch["label_weights"][row, :n].tolist() == expected
+    assert not designed or (batch["label_weights"] == 10).any()
 
 
 @pytest.mark.parametrize("model", ["elmo", "gpt", "bert"])

@@ -9,7 +9,8 @@ function of (seed, epoch, example index) alone:
   together covers positions [k B, (k + 1) B) of the permutation, whatever W is;
 - BERT's next-sentence pairs: ``objectives.next_sentence_pairs`` over the whole corpus, seeded by
   (seed, epoch) and computed identically by every process;
-- BERT's masked positions: ``objectives.mask_tokens`` with a generator seeded by (seed, epoch, index).
+- BERT's masked positions: ``objectives.mask_tokens``'s draws from a generator seeded by (seed, epoch, index)
+  (``objectives.mask_sequences`` makes a batch of them at once).
 
 Two layouts. ``"pairs"``: ``[CLS] A [SEP] B [SEP]`` of consecutive (or random) sentences, cut to
 ``seq_len`` and padded; BERT masks them and predicts the pair's label, while ELMo and GPT read the very
@@ -35,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 from bertcourse.data.collators import LMCollator, PadCollator
-from bertcourse.objectives import IGNORE_INDEX, mask_tokens, next_sentence_pairs
+from bertcourse.objectives import IGNORE_INDEX, mask_sequences, next_sentence_pairs
 from bertcourse.tokenizers import WordPieceTokenizer
 
 __all__ = ["Layout", "PretrainBatches", "PretrainData", "derive_seed", "split_documents", "tokenize_documents"]
@@ -154,37 +155,59 @@ class PretrainData:
         """Example ``index`` of ``epoch`` as a feature dict (lists of ints), ready for ``self.collate``."""
         if self.layout == "packed":
             return {"input_ids": self._blocks[index]}
+        if self.model != "bert":
+            return {"input_ids": self._pair_ids(index, epoch)[0]}
+        batch = self._bert_batch([index], epoch)  # one row, no padding
+        return {k: v[0].tolist() if v.dim() == 2 else int(v[0]) for k, v in batch.items() if k != "attention_mask"}
+
+    def _pair_ids(self, index: int, epoch: int) -> tuple[list[int], int, int]:
+        """[CLS] A [SEP] B [SEP] of pair ``index`` of ``epoch``, the length of A and its NSP label."""
         tok = self.tokenizer
         a, b, label = self._nsp_pairs(epoch)[index]
         a, b = _truncate_pair(a, b, self.seq_len - 3)
-        ids = [tok.cls_token_id, *a, tok.sep_token_id, *b, tok.sep_token_id]
-        if self.model != "bert":
-            return {"input_ids": ids}
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, "mask", epoch, index))
-        masked, labels = mask_tokens(
-            torch.tensor([ids]),  # (1, T): one example, so its draws do not depend on its batch
+        return [tok.cls_token_id, *a, tok.sep_token_id, *b, tok.sep_token_id], len(a), label
+
+    def _bert_batch(self, indices: Sequence[int], epoch: int) -> dict[str, Tensor]:
+        """BERT's examples ``indices`` of ``epoch``, masked and padded: what ``self.collate`` makes of them.
+
+        Example i's masking draws come from its own generator, seeded by (seed, epoch, i), so they do not
+        depend on the batch or the process it lands in; ``objectives.mask_sequences`` makes them exactly as
+        ``mask_tokens`` does for the one example, with the arithmetic done once per batch.
+        """
+        tok = self.tokenizer
+        pairs = [self._pair_ids(i, epoch) for i in indices]
+        generators = [torch.Generator().manual_seed(derive_seed(self.seed, "mask", epoch, i)) for i in indices]
+        masked, labels, attention_mask = mask_sequences(
+            [ids for ids, _, _ in pairs],
+            generators,
             vocab_size=tok.vocab_size,
             mask_token_id=tok.mask_token_id,
+            pad_token_id=tok.pad_token_id,
             special_token_ids=tok.special_token_ids,
             mlm_probability=self.mlm_probability,
-            generator=generator,
             at_least_one=True,  # as BERT's data script: every pair has a masked-LM target
-        )
+        )  # each (B, T_max)
         if not self.mask_adjacent:  # restore every masked token whose left neighbour is masked too
-            hit = labels[0] != IGNORE_INDEX  # (T,)
-            restore = torch.cat([torch.zeros(1, dtype=torch.bool), hit[1:] & hit[:-1]])  # (T,)
-            masked[0] = torch.where(restore, torch.tensor(ids), masked[0])
-            labels[0] = labels[0].masked_fill(restore, IGNORE_INDEX)
-        example = {
-            "input_ids": masked[0].tolist(),
-            "token_type_ids": [0] * (len(a) + 2) + [1] * (len(b) + 1),
-            "labels": labels[0].tolist(),
-            "next_sentence_label": label,
+            hit = labels != IGNORE_INDEX  # (B, T_max)
+            restore = torch.zeros_like(hit)
+            restore[:, 1:] = hit[:, 1:] & hit[:, :-1]
+            masked = torch.where(restore, labels, masked)  # a target's label is its original token
+            labels = labels.masked_fill(restore, IGNORE_INDEX)
+        positions = torch.arange(masked.shape[1])  # (T_max,)
+        first_b = torch.tensor([n_a + 2 for _, n_a, _ in pairs])[:, None]  # (B, 1): [CLS] A [SEP] come first
+        batch = {
+            "input_ids": masked,
+            "token_type_ids": ((positions >= first_b) & attention_mask.bool()).long(),  # (B, T_max)
+            "labels": labels,
+            "next_sentence_label": torch.tensor([label for _, _, label in pairs]),  # (B,)
         }
         if self.target_weights:
-            weights = self.target_weights
-            example["label_weights"] = [0 if t == IGNORE_INDEX else weights.get(t, 1) for t in example["labels"]]
-        return example
+            table = torch.ones(tok.vocab_size, dtype=torch.long)  # (V,): each token's weight as a target
+            for token, weight in self.target_weights.items():
+                table[token] = weight
+            batch["label_weights"] = torch.where(labels == IGNORE_INDEX, 0, table[labels.clamp(min=0)])
+        batch["attention_mask"] = attention_mask
+        return batch
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Global batches per epoch (the last, incomplete one is dropped)."""
@@ -204,6 +227,8 @@ class PretrainData:
         local = self._order
         per_rank = batch_size // world_size
         indices = local[step_in_epoch * per_rank : (step_in_epoch + 1) * per_rank]
+        if self.model == "bert":
+            return self._bert_batch(indices, epoch)
         return self.collate([self.example(i, epoch) for i in indices])
 
     def batches(self, batch_size: int, rank: int = 0, world_size: int = 1) -> PretrainBatches:
@@ -217,6 +242,8 @@ class PretrainData:
         indices = list(range(min(len(self), max_examples)))[rank::world_size]
         per_rank = max(1, batch_size // world_size)
         chunks = [indices[i : i + per_rank] for i in range(0, len(indices), per_rank)]
+        if self.model == "bert":
+            return [self._bert_batch(chunk, 0) for chunk in chunks]
         return [self.collate([self.example(i, 0) for i in chunk]) for chunk in chunks]
 
 
