@@ -66,14 +66,15 @@ def test_no_nsp_trains_no_nsp_head_and_nsp_alone_no_mlm_decoder(corpus) -> None:
     assert PRETRAINING_TERMS["mlm"] == {"mlm": 1.0} and PRETRAINING_TERMS["nsp"] == {"nsp": 1.0}
 
 
-def test_feature_based_elmo_trains_only_its_scalar_mix_and_head(corpus) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("use", ["features", "features-bilstm"])
+def test_feature_based_elmo_trains_only_its_scalar_mix_and_head(corpus, use) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     elmo = build_model("elmo", variant_config(TINY, corpus.tokenizer.vocab_size, "elmo"))
     before = {k: v.clone() for k, v in elmo.state_dict().items()}
     items = task_items("sentiment", language(TINY, 1), 32)
-    finetune(elmo, "sentiment", items, items[:8], corpus.tokenizer, num_labels=2, steps=3, lr=1e-2, use="features")
+    finetune(elmo, "sentiment", items, items[:8], corpus.tokenizer, num_labels=2, steps=3, lr=1e-2, use=use)
     changed = {k for k, v in elmo.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed == {"scalar_mix.weights", "scalar_mix.gamma"}
+    assert changed == {"scalar_mix.weights", "scalar_mix.gamma"}  # the biLM stays frozen under either task model
     with pytest.raises(ValueError, match="scalar_mix"):
         gpt = build_model("gpt", variant_config(TINY, corpus.tokenizer.vocab_size, "gpt"))
         finetune(gpt, "sentiment", items, items, corpus.tokenizer, num_labels=2, steps=1, lr=1e-3, use="features")

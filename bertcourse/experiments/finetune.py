@@ -84,13 +84,15 @@ def _prepare(encoder: nn.Module, use: Use, hidden: int) -> nn.Module:
     """The encoder as fine-tuning ``use``-s it (``experiments.setup.Row``)."""
     if use == "bilstm":
         return BiLSTMOnTop(encoder, hidden)
-    if use == "features":  # ELMo's recipe: the biLM frozen, its scalar mix learned with the task head
+    if use in ("features", "features-bilstm"):  # ELMo's recipe: the biLM frozen, its scalar mix learned
         if not hasattr(encoder, "scalar_mix"):
             raise ValueError(f"use='features' needs a model with a scalar_mix (ELMo), got {type(encoder).__name__}")
         encoder.requires_grad_(False)
         encoder.scalar_mix.requires_grad_(True)
+        if use == "features-bilstm":  # ... and read by a task model of its own, a fresh BiLSTM
+            return BiLSTMOnTop(encoder, hidden)
     elif use != "finetune":
-        raise ValueError(f"use must be 'finetune', 'features' or 'bilstm', got {use!r}")
+        raise ValueError(f"use must be 'finetune', 'features', 'bilstm' or 'features-bilstm', got {use!r}")
     return encoder
 
 
@@ -112,8 +114,9 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune ``encoder`` (modified in place) under a fresh head; return test accuracy and its split by cue.
 
-    ``use``: ``finetune`` (every weight trains), ``features`` (ELMo frozen, its scalar mix trained) or
-    ``bilstm`` (a fresh BiLSTM between encoder and head); see ``experiments.setup.Row``.
+    ``use``: ``finetune`` (every weight trains), ``features`` (ELMo frozen, its scalar mix trained),
+    ``bilstm`` (a fresh BiLSTM between encoder and head) or ``features-bilstm`` (both: the frozen ELMo's
+    scalar mix read by a fresh BiLSTM); see ``experiments.setup.Row``.
 
     Returns ``{"accuracy": float, "by_cue": {cue: float}}``. For ``pos`` the accuracy is the tag of each
     item's ambiguous word (``item.target``), the only word whose tag needs its context; for the

@@ -40,6 +40,7 @@ NAMES = {
     "bert-post-ln": "BERT, paper's block",
     "ltr-bilstm": "LTR + BiLSTM",
     "elmo-finetuned": "ELMo, fine-tuned",
+    "elmo-bilstm": "ELMo, frozen + BiLSTM",
     "bert-joint": "BERT, designed for the joint cue",
 }
 COLORS = {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(("bert", "gpt", "elmo", *list(NAMES)[3:]))}

@@ -43,7 +43,7 @@ across the two segments).
 (``nsp_task`` is no row: on this language NSP is a relation between the two sentences with no first-order part,
 which no model learned, in pre-training or fine-tuning; ``benchmarks/nsp_diagnosis.py`` and chapter 08 measure it.)"""
 
-Use = Literal["finetune", "features", "bilstm"]
+Use = Literal["finetune", "features", "bilstm", "features-bilstm"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class Row:
     """One row of the head-to-head: the pre-training recipe ``variant`` (a key of ``registry.VARIANTS``)
     and how fine-tuning ``use``-s it: ``finetune`` (every weight trains under the task head), ``features``
     (frozen network, a learned scalar mix of its layers under the head: ELMo's own recipe) or ``bilstm``
-    (a fresh BiLSTM between the fine-tuned network and the head: the paper's "LTR & No NSP + BiLSTM").
+    (a fresh BiLSTM between the fine-tuned network and the head: the paper's "LTR & No NSP + BiLSTM") or
+    ``features-bilstm`` (the frozen network's scalar mix read by a fresh BiLSTM task model under the head:
+    ELMo's recipe with a task model of its own, as the ELMo paper used, instead of one linear layer).
     ``main`` rows are also fine-tuned from random initialisation (their pre-training gain)."""
 
     variant: str
@@ -68,6 +70,7 @@ ROWS: dict[str, Row] = {
     "bert-post-ln": Row("bert-post-ln"),
     "ltr-bilstm": Row("gpt", "bilstm"),
     "elmo-finetuned": Row("elmo"),
+    "elmo-bilstm": Row("elmo", "features-bilstm"),
     "bert-joint": Row("bert-joint"),
 }
 """Every row the experiment can run; a preset's ``rows`` chooses. Rows of one variant share its pre-training."""
