@@ -52,8 +52,10 @@ def probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, hidd
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     torch.manual_seed(0)
     width = train_x.shape[1]
-    mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 2)) if hidden else None
-    net = mlp if mlp is not None else nn.Linear(width, 2)
+    if hidden:
+        net: nn.Module = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+    else:
+        net = nn.Linear(width, 2)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)
     for _ in range(PROBE_STEPS):
         optimizer.zero_grad()

@@ -177,10 +177,11 @@ def mask_sequences(
     ]
     draws = []
     for k, fill in enumerate((0.0, -1.0, 1.0, 0)):  # chosen, score, u, rank: padding is never eligible
-        if per_sequence[0][k] is None:  # no at-least-one score was drawn
+        if k == 1 and not at_least_one:  # no at-least-one score is drawn
             draws.append(None)
             continue
-        values = torch.cat([d[k].reshape(-1) for d in per_sequence]).cpu()  # (sum of lengths,)
+        parts = [d[k].reshape(-1) for d in per_sequence if d[k] is not None]  # an empty sequence draws no score
+        values = torch.cat(parts).cpu() if parts else torch.empty(0)  # (sum of lengths,)
         padded = torch.full(attention_mask.shape, fill, dtype=values.dtype)  # (B, T_max)
         padded[attention_mask] = values  # row-major order of the True entries = the concatenation order
         draws.append(padded)

@@ -150,12 +150,13 @@ def test_mask_sequences_rows_equal_mask_tokens_on_each_sequence_alone(p: float, 
     rng = random.Random(7)
     pad = SPECIAL[0]
     sequences = [[rng.randrange(len(SPECIAL) + 1, VOCAB) for _ in range(rng.randint(1, 12))] for _ in range(9)]
+    sequences[0] = []  # an empty sequence first: the others still get their at-least-one target
     args = {"vocab_size": VOCAB, "mask_token_id": MASK, "special_token_ids": SPECIAL, "mlm_probability": p}
     generators = [torch.Generator().manual_seed(100 + i) for i in range(len(sequences))]
     out, labels, attention = mask_sequences(sequences, generators, pad_token_id=pad, at_least_one=at_least_one, **args)
     assert out.shape == labels.shape == attention.shape == (len(sequences), max(map(len, sequences)))
     for i, ids in enumerate(sequences):
-        alone = torch.tensor([ids])
+        alone = torch.tensor([ids], dtype=torch.long)  # (1, T)
         ref_out, ref_labels = mask_tokens(
             alone, generator=torch.Generator().manual_seed(100 + i), at_least_one=at_least_one, **args
         )

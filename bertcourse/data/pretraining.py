@@ -128,6 +128,11 @@ class PretrainData:
         self._blocks: list[list[int]] = []
         self._pairs_epoch: int | None = None
         self._pairs: list[tuple[list[int], list[int], int]] = []
+        self._weight_table: Tensor | None = None  # (V,): each token's weight as a masked-LM target
+        if self.target_weights:
+            self._weight_table = torch.ones(tok.vocab_size, dtype=torch.long)
+            for token, weight in self.target_weights.items():
+                self._weight_table[token] = weight
         if self.layout == "pairs":
             self._length = len(self._nsp_pairs(0))
         else:
@@ -201,11 +206,8 @@ class PretrainData:
             "labels": labels,
             "next_sentence_label": torch.tensor([label for _, _, label in pairs]),  # (B,)
         }
-        if self.target_weights:
-            table = torch.ones(tok.vocab_size, dtype=torch.long)  # (V,): each token's weight as a target
-            for token, weight in self.target_weights.items():
-                table[token] = weight
-            batch["label_weights"] = torch.where(labels == IGNORE_INDEX, 0, table[labels.clamp(min=0)])
+        if self._weight_table is not None:
+            batch["label_weights"] = torch.where(labels == IGNORE_INDEX, 0, self._weight_table[labels.clamp(min=0)])
         batch["attention_mask"] = attention_mask
         return batch
 
@@ -226,7 +228,10 @@ class PretrainData:
             self._order, self._order_key = list(sampler), key  # positions rank, rank + W, ... of the permutation
         local = self._order
         per_rank = batch_size // world_size
-        indices = local[step_in_epoch * per_rank : (step_in_epoch + 1) * per_rank]
+        return self._batch_of(local[step_in_epoch * per_rank : (step_in_epoch + 1) * per_rank], epoch)
+
+    def _batch_of(self, indices: Sequence[int], epoch: int) -> dict[str, Tensor]:
+        """Examples ``indices`` of ``epoch`` as one padded batch (BERT's masked all at once)."""
         if self.model == "bert":
             return self._bert_batch(indices, epoch)
         return self.collate([self.example(i, epoch) for i in indices])
@@ -242,9 +247,7 @@ class PretrainData:
         indices = list(range(min(len(self), max_examples)))[rank::world_size]
         per_rank = max(1, batch_size // world_size)
         chunks = [indices[i : i + per_rank] for i in range(0, len(indices), per_rank)]
-        if self.model == "bert":
-            return [self._bert_batch(chunk, 0) for chunk in chunks]
-        return [self.collate([self.example(i, 0) for i in chunk]) for chunk in chunks]
+        return [self._batch_of(chunk, 0) for chunk in chunks]
 
 
 @dataclass

@@ -86,7 +86,7 @@ def _prepare(encoder: nn.Module, use: Use, hidden: int) -> nn.Module:
         return BiLSTMOnTop(encoder, hidden)
     if use in ("features", "features-bilstm"):  # ELMo's recipe: the biLM frozen, its scalar mix learned
         if not hasattr(encoder, "scalar_mix"):
-            raise ValueError(f"use='features' needs a model with a scalar_mix (ELMo), got {type(encoder).__name__}")
+            raise ValueError(f"use={use!r} needs a model with a scalar_mix (ELMo), got {type(encoder).__name__}")
         encoder.requires_grad_(False)
         encoder.scalar_mix.requires_grad_(True)
         if use == "features-bilstm":  # ... and read by a task model of its own, a fresh BiLSTM
