@@ -35,19 +35,23 @@ context) and without it (the whole context recomputed), at contexts of 64 to 1,0
 the part of a cached step that must grow with the context: one query attending over each layer's cached
 keys and values, alone (``scaled_dot_product_attention`` on tensors of the cache's shapes). What the cached
 step adds from 64 to 1,024 tokens, next to what this floor adds, says whether anything but reading the cache
-grows with the context.
+grows with the context. A control runs the same cached steps with every one-query attention reading only
+the cache's last 64 positions (a wrong model, timed only): if the step then stays flat, reading the cache is
+all that grows.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +74,7 @@ Step = Callable[[Batch], Tensor]
 MATMUL_SIZE = 1024  # the reference matmul: (n, n) @ (n, n) in float32
 DECODE_CONTEXTS = (64, 128, 256, 512, 1024)
 DECODE_TOKENS = 16  # cached decoding steps timed after each prefill
+CONTROL_WINDOW = 64  # keys the control's one-query attention reads (the decoding table's shortest context)
 CLOCK = time.process_time  # --clock: CPU seconds of this process (all its threads), or wall-clock seconds
 
 
@@ -285,6 +290,31 @@ def _summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} [{q1:.3f}-{q3:.3f}]"
 
 
+@contextlib.contextmanager
+def _attention_window(keys: int) -> Iterator[None]:
+    """The decoding table's control: within it, a one-query attention reads only the last ``keys`` cached
+    positions, so the step does the same work at any context but for reading the cache (timing only: the
+    model it makes is wrong)."""
+    fused = F.scaled_dot_product_attention
+
+    def windowed(q: Tensor, k: Tensor, v: Tensor, *args: object, **kwargs: object) -> Tensor:
+        if q.shape[-2] == 1:
+            k, v = k[..., -keys:, :], v[..., -keys:, :]  # (B, h, L_k, d) -> (B, h, keys, d)
+        return fused(q, k, v, *args, **kwargs)  # type: ignore[arg-type]
+
+    with mock.patch("bertcourse.attention.F.scaled_dot_product_attention", windowed):
+        yield
+
+
+def _decode(model: GPT, ids: Tensor, L: int) -> float:
+    """Seconds per token of ``DECODE_TOKENS`` cached steps after a prefill of the first ``L`` tokens."""
+    past = model(ids[:, :L], use_cache=True).past_key_values
+    start = CLOCK()
+    for t in range(L, L + DECODE_TOKENS):
+        past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
+    return (CLOCK() - start) / DECODE_TOKENS
+
+
 def decoding_table(args: argparse.Namespace) -> None:
     preset = PRESETS[args.preset]
     config = GPTConfig(
@@ -294,47 +324,52 @@ def decoding_table(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = GPT(config).eval()
     ids = torch.randint(config.vocab_size, (1, max(DECODE_CONTEXTS) + DECODE_TOKENS + 1))
-    cached: dict[int, list[float]] = {L: [] for L in DECODE_CONTEXTS}
-    full: dict[int, list[float]] = {L: [] for L in DECODE_CONTEXTS}
-    floor: dict[int, list[float]] = {L: [] for L in DECODE_CONTEXTS}
+    columns = ("cached", "no cache", "attention alone", "control")
+    times: dict[str, dict[int, list[float]]] = {c: {L: [] for L in DECODE_CONTEXTS} for c in columns}
     head_dim = config.d_model // config.n_heads
     with torch.no_grad():
         for _ in range(args.rounds):
             for L in DECODE_CONTEXTS:
-                past = model(ids[:, :L], use_cache=True).past_key_values
-                start = CLOCK()
-                for t in range(L, L + DECODE_TOKENS):
-                    past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
-                cached[L].append((CLOCK() - start) / DECODE_TOKENS)
+                times["cached"][L].append(_decode(model, ids, L))
+                with _attention_window(CONTROL_WINDOW):
+                    times["control"][L].append(_decode(model, ids, L))
                 start = CLOCK()
                 for _ in range(2):
                     model(ids[:, : L + 1])
-                full[L].append((CLOCK() - start) / 2)
+                times["no cache"][L].append((CLOCK() - start) / 2)
+                past = model(ids[:, :L], use_cache=True).past_key_values
                 q = torch.randn(1, config.n_heads, 1, head_dim)  # one query per head, (B, h, 1, d)
-                kv = [(k.contiguous(), v.contiguous()) for k, v in past]  # each layer's cache, (B, h, ~L, d)
+                kv = [(k.contiguous(), v.contiguous()) for k, v in past]  # each layer's cache, (B, h, L, d)
                 start = CLOCK()
                 for _ in range(DECODE_TOKENS):
                     for k, v in kv:
                         F.scaled_dot_product_attention(q, k, v)  # (B, h, 1, d): the cache read once
-                floor[L].append((CLOCK() - start) / DECODE_TOKENS)
+                times["attention alone"][L].append((CLOCK() - start) / DECODE_TOKENS)
     print(
         f"\nGPT decoding, batch 1, d_model={config.d_model}, {config.n_layers} layers; per-token ms "
         f"(median of {args.rounds} rounds; cached: mean of {DECODE_TOKENS} steps after a prefill of the context; "
-        "attention alone: one query over every layer's cache)"
+        "attention alone: one query over every layer's cache; control: cached steps whose attention reads "
+        f"only the last {CONTROL_WINDOW} keys)"
     )
-    print(f"{'context':>8} {'cached':>8} {'no cache':>9} {'cached / cached@64':>19} {'attention alone':>16}")
-    base = statistics.median(cached[DECODE_CONTEXTS[0]])
-    for L in DECODE_CONTEXTS:
-        c, f, a = statistics.median(cached[L]), statistics.median(full[L]), statistics.median(floor[L])
-        print(f"{L:>8} {1e3 * c:>8.3f} {1e3 * f:>9.3f} {c / base:>19.2f} {1e3 * a:>16.3f}")
-    first, last = DECODE_CONTEXTS[0], DECODE_CONTEXTS[-1]
-    ratio = [c / b for c, b in zip(cached[last], cached[first], strict=True)]
-    print(f"cached per-token time, context {last} / {first}: {_summary(ratio)}")
-    grown = [1e3 * (c - b) for c, b in zip(cached[last], cached[first], strict=True)]
-    floor_grown = [1e3 * (c - b) for c, b in zip(floor[last], floor[first], strict=True)]
     print(
-        f"added from {first} to {last} tokens, ms per token: cached step {_summary(grown)}, "
-        f"attention over the cache alone {_summary(floor_grown)}"
+        f"{'context':>8} {'cached':>8} {'no cache':>9} {'cached / cached@64':>19} {'attention alone':>16} "
+        f"{'control':>8} {'control / control@64':>21}"
+    )
+    first, last = DECODE_CONTEXTS[0], DECODE_CONTEXTS[-1]
+    median = {c: {L: statistics.median(v) for L, v in times[c].items()} for c in columns}
+    for L in DECODE_CONTEXTS:
+        c, f, a, w = (median[col][L] for col in columns)
+        print(
+            f"{L:>8} {1e3 * c:>8.3f} {1e3 * f:>9.3f} {c / median['cached'][first]:>19.2f} {1e3 * a:>16.3f} "
+            f"{1e3 * w:>8.3f} {w / median['control'][first]:>21.2f}"
+        )
+    for column in ("cached", "control"):
+        ratio = [b / a for a, b in zip(times[column][first], times[column][last], strict=True)]
+        print(f"{column} per-token time, context {last} / {first}: {_summary(ratio)}")
+    grown = {c: [1e3 * (b - a) for a, b in zip(times[c][first], times[c][last], strict=True)] for c in columns}
+    print(
+        f"added from {first} to {last} tokens, ms per token: cached step {_summary(grown['cached'])}, "
+        f"attention over the cache alone {_summary(grown['attention alone'])}, control {_summary(grown['control'])}"
     )
 
 
