@@ -45,6 +45,7 @@ grade: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check bertcourse tests benchmarks
+	$(BIN)/ruff format --check bertcourse tests benchmarks
 
 exercises: $(BIN)/.installed
 	$(BIN)/python -m bertcourse.grading.exercises solutions exercises

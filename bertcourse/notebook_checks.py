@@ -149,8 +149,11 @@ def prose_numbers(markdown: str) -> list[tuple[str, float, int, str]]:
             written = match.group(0)
             if _REFERENCE.search(text[: match.start()]):
                 continue
-            if not fraction and not percent and "," not in integer and (
-                len(integer) == 1 or integer.startswith("0") or 1900 <= int(integer) <= 2030
+            if (
+                not fraction
+                and not percent
+                and "," not in integer
+                and (len(integer) == 1 or integer.startswith("0") or 1900 <= int(integer) <= 2030)
             ):
                 continue  # single digits, identifiers such as "05" and years
             value, decimals = _value(integer, fraction, percent)
@@ -202,9 +205,7 @@ def chapter_number(path: str | Path) -> int:
     return int(match.group(1))
 
 
-_NEXT_POINTER = re.compile(
-    r"(?:\*\*next:?\*\*:?|\*\*what['’]s next\.?\*\*|#+ what['’]s next)", re.IGNORECASE
-)
+_NEXT_POINTER = re.compile(r"(?:\*\*next:?\*\*:?|\*\*what['’]s next\.?\*\*|#+ what['’]s next)", re.IGNORECASE)
 
 
 def next_chapter_errors(notebook: Notebook, number: int, chapters: Iterable[int]) -> list[str]:

@@ -380,9 +380,7 @@ def bert_config_from_hf(hf_config: Any) -> BertConfig:
         not isinstance(id2label, dict)
         or sorted(str(k) for k in id2label) != sorted(str(i) for i in range(len(id2label)))
     ):
-        raise CheckpointError(
-            f"id2label must be a dict from the label ids 0..n-1 to names, got {id2label!r:.80}"
-        )
+        raise CheckpointError(f"id2label must be a dict from the label ids 0..n-1 to names, got {id2label!r:.80}")
     num_labels = len(id2label) if id2label else c.get("num_labels", 2)  # 1 = regression
     pad = c.get("pad_token_id")
     return _build(

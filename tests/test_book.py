@@ -34,9 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISES = sorted(p.stem for p in (ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
 BUILD_MISSING = next(
-    (f"needs the book extra (pip install -e '.[book]'): {name} is missing"
-     for name in ("sphinx", "myst_nb", "sphinx_book_theme", "sphinx-mathjax-offline")
-     if importlib.util.find_spec(name) is None),
+    (
+        f"needs the book extra (pip install -e '.[book]'): {name} is missing"
+        for name in ("sphinx", "myst_nb", "sphinx_book_theme", "sphinx-mathjax-offline")
+        if importlib.util.find_spec(name) is None
+    ),
     None,
 )
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(BUILD_MISSING is not None, reason=BUILD_MISSING or "")]
@@ -44,8 +46,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(BUILD_MISSING is not None, re
 
 def sphinx_command(out: Path) -> list[str]:
     """What `make book BOOK_DIR=out` runs, with this interpreter."""
-    return [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-c", "book",
-            "-d", str(out / "doctrees"), "-b", "html", ".", str(out / "html")]
+    return [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-c",
+        "book",
+        "-d",
+        str(out / "doctrees"),
+        "-b",
+        "html",
+        ".",
+        str(out / "html"),
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +82,14 @@ def pages(html_dir: Path) -> list[str]:
 
 def test_make_book_runs_sphinx_with_the_book_configuration() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}}
-    cmd = subprocess.run(["make", "-n", "-o", ".venv/bin/.installed", "book", "BOOK_DIR=out"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    cmd = subprocess.run(
+        ["make", "-n", "-o", ".venv/bin/.installed", "book", "BOOK_DIR=out"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "-m sphinx -W --keep-going -q -c book -d out/doctrees -b html . out/html" in cmd
 
 
@@ -80,14 +102,17 @@ def test_the_book_has_every_chapter_and_exercise_in_order(book: Path) -> None:
     order = [front.index(f'href="../notebooks/{c}.html"') for c in CHAPTERS]
     order += [front.index(f'href="../exercises/{e}.html"') for e in EXERCISES]
     assert order == sorted(order), "the table of contents is out of order"
-    assert 'url=book/index.html' in (book / "index.html").read_text()
+    assert "url=book/index.html" in (book / "index.html").read_text()
 
 
 def test_every_figure_of_every_chapter_is_in_the_book(book: Path) -> None:
     for name in CHAPTERS:
         notebook = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
-        figures = sum(any(m.startswith("image/") for m in output.get("data", {}))
-                      for cell in notebook["cells"] for output in cell.get("outputs", []))
+        figures = sum(
+            any(m.startswith("image/") for m in output.get("data", {}))
+            for cell in notebook["cells"]
+            for output in cell.get("outputs", [])
+        )
         page = (book / "notebooks" / f"{name}.html").read_text()
         shown = sum(chunk.count("<img") for chunk in page.split('<div class="cell_output')[1:])
         assert shown == figures, f"{name}: {figures} figures in the notebook, {shown} in the book"
@@ -173,21 +198,26 @@ def page_problems(driver: Any, base: str, html_dir: Path, page: str, cache: dict
     problems += [f"image not loaded: {src}" for src in found.get("images", [])]
     problems += [f"formula not typeset: {tex}" for tex in found.get("untypeset", [])]
     problems += [f"formula error: {err}" for err in found.get("texErrors", [])]
-    problems += [f"raw TeX in the text: ...{found['prose'][max(0, m.start() - 30):m.end() + 30]!r}..."
-                 for m in RAW_TEX.finditer(found["prose"])][:3]
+    problems += [
+        f"raw TeX in the text: ...{found['prose'][max(0, m.start() - 30) : m.end() + 30]!r}..."
+        for m in RAW_TEX.finditer(found["prose"])
+    ][:3]
     for url in found.get("links", []):
         parts = urlsplit(url)
         if not url.startswith(base):
             continue  # a link to another site is allowed (never loaded); mailto: and the like too
-        target = html_dir / unquote(parts.path[len(urlsplit(base).path):])
+        target = html_dir / unquote(parts.path[len(urlsplit(base).path) :])
         target = target / "index.html" if target.is_dir() else target
         if not target.is_file():
             problems.append(f"dead link: {url}")
         elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors(target, cache):
             problems.append(f"dead anchor: {url}")
     problems += [f"console: {message[:200]}" for message in console_errors(driver)]
-    problems += [f"outside request: {url}" for url in requested_urls(driver)
-                 if not url.startswith((base, "data:", "blob:", "about:"))]
+    problems += [
+        f"outside request: {url}"
+        for url in requested_urls(driver)
+        if not url.startswith((base, "data:", "blob:", "about:"))
+    ]
     return problems
 
 
@@ -235,9 +265,14 @@ def test_the_page_checks_catch_each_defect(book: Path, serve: Any, tmp_path: Pat
     }
     for name, text in mutants.items():
         (copy / "notebooks" / f"mutant_{name}.html").write_text(text)
-    expected = {"formula_typo": "formula error", "formula_unbalanced": "formula not typeset",
-                "math_left_raw": "raw TeX", "dead_link": "dead link", "dead_anchor": "dead anchor",
-                "outside_image": "outside request"}
+    expected = {
+        "formula_typo": "formula error",
+        "formula_unbalanced": "formula not typeset",
+        "math_left_raw": "raw TeX",
+        "dead_link": "dead link",
+        "dead_anchor": "dead anchor",
+        "outside_image": "outside request",
+    }
     base, cache = serve(copy), {}
     with chromium() as driver:
         removed = page_problems(driver, base, copy, chapter, cache)

@@ -143,14 +143,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     }.items():
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
         (settings / plugin).with_suffix(".jupyterlab-settings").write_text(json.dumps(values))
-    env = {**MAKE_ENV, "JUPYTER_RUNTIME_DIR": str(tmp), "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces")}
+    env = {
+        **MAKE_ENV,
+        "JUPYTER_RUNTIME_DIR": str(tmp),
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+    }
     port, token = free_port(), "bertcourse-test"
     lab_args = f"LAB_ARGS=--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={token}"
     venv = [] if IN_COURSE_VENV else [f"VENV={ENV}"]  # the conda path: the lab of the environment that runs pytest
     stamp = ".venv/bin/.installed" if IN_COURSE_VENV else f"{ENV}/bin/.installed"
-    proc = subprocess.Popen(["make", "-o", stamp, "lab", lab_args, *venv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "-o", stamp, "lab", lab_args, *venv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     running = Lab(proc, f"http://127.0.0.1:{port}/", token, tmp, set())
     try:
         deadline = time.monotonic() + 60
@@ -197,8 +208,11 @@ def solved_copy(task: str, folder: Path) -> Path:
     def grade_id(cell: dict[str, Any]) -> str | None:
         return cell["metadata"].get("nbgrader", {}).get("grade_id")
 
-    (answer,) = ["".join(line for line in cell["source"] if " SOLUTION" not in line)
-                 for cell in solution["cells"] if grade_id(cell) == task]
+    (answer,) = [
+        "".join(line for line in cell["source"] if " SOLUTION" not in line)
+        for cell in solution["cells"]
+        if grade_id(cell) == task
+    ]
     (stub,) = [cell for cell in notebook["cells"] if grade_id(cell) == task]
     stub["source"] = answer
     path = folder / "01_attention.ipynb"
@@ -236,16 +250,25 @@ def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
                 return found
 
             def open_item(name: str) -> None:  # a double click in the file browser, as a learner opens a folder
-                item = wait("""return [...document.querySelectorAll('.jp-DirListing-item')].find(e =>
+                item = wait(
+                    """return [...document.querySelectorAll('.jp-DirListing-item')].find(e =>
                     e.querySelector('.jp-DirListing-itemText').textContent === arguments[0]
-                    && e.getBoundingClientRect().height > 0)""", name)
+                    && e.getBoundingClientRect().height > 0)""",
+                    name,
+                )
                 ActionChains(driver).double_click(item).perform()
 
             def menu(top: str, label: str) -> None:
-                wait("return [...document.querySelectorAll('.lm-MenuBar-itemLabel')].find(e => "
-                     "e.textContent === arguments[0] && e.getBoundingClientRect().width > 0)", top).click()
-                wait("return [...document.querySelectorAll('.lm-Menu-itemLabel')].find(e => "
-                     "e.textContent === arguments[0] && e.getBoundingClientRect().height > 0)", label).click()
+                wait(
+                    "return [...document.querySelectorAll('.lm-MenuBar-itemLabel')].find(e => "
+                    "e.textContent === arguments[0] && e.getBoundingClientRect().width > 0)",
+                    top,
+                ).click()
+                wait(
+                    "return [...document.querySelectorAll('.lm-Menu-itemLabel')].find(e => "
+                    "e.textContent === arguments[0] && e.getBoundingClientRect().height > 0)",
+                    label,
+                ).click()
 
             def home() -> None:  # the breadcrumb's root folder, once it is on screen
                 wait("""const home = document.querySelector('.jp-FileBrowser .jp-BreadCrumbs-home');
@@ -260,14 +283,20 @@ def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
             assert {"notebooks", "exercises"} <= set(shown), shown
 
             chapter = ROOT / "notebooks" / "01_queries_keys_values.ipynb"
-            figures = sum("image/png" in output.get("data", {}) for cell in json.loads(chapter.read_text())["cells"]
-                          for output in cell.get("outputs", []))
+            figures = sum(
+                "image/png" in output.get("data", {})
+                for cell in json.loads(chapter.read_text())["cells"]
+                for output in cell.get("outputs", [])
+            )
             assert figures >= 1
             open_item("notebooks")
             open_item(chapter.name)
-            shown = wait(f"""const images = [...document.querySelectorAll('{VISIBLE_PANEL} .jp-OutputArea-output img')];
+            shown = wait(
+                f"""const images = [...document.querySelectorAll('{VISIBLE_PANEL} .jp-OutputArea-output img')];
                 return images.length >= arguments[0] && images.every(i => i.complete && i.naturalWidth > 0)
-                    && images.length;""", figures)
+                    && images.length;""",
+                figures,
+            )
             assert shown == figures
 
             home()
@@ -277,8 +306,10 @@ def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
             # Run All needs a kernel: this notebook's session on the server, idle, and "... | Idle" in the status bar.
             exercise = (work / "01_attention.ipynb").relative_to(ROOT).as_posix()
             deadline = time.monotonic() + 90
-            while not any(session["path"] == exercise and session["kernel"]["execution_state"] == "idle"
-                          for session in lab.api("sessions")):
+            while not any(
+                session["path"] == exercise and session["kernel"]["execution_state"] == "idle"
+                for session in lab.api("sessions")
+            ):
                 assert time.monotonic() < deadline, f"no idle kernel for {exercise} within 90 s"
                 time.sleep(0.3)
             wait("""return document.title.includes('01_attention') && [...document.querySelectorAll(
@@ -295,8 +326,10 @@ def test_learner_path_in_chromium(lab: Lab, tmp_path: Path) -> None:
             lab.started |= descendants(lab.proc.pid)
             assert len(lab.started) >= 3, "expected the server and two kernels"  # make's shell may exec jupyter
             menu("File", "Shut Down")
-            wait("return [...document.querySelectorAll('.jp-Dialog-button')]"
-                 ".find(b => b.textContent.trim() === 'Shut Down')").click()
+            wait(
+                "return [...document.querySelectorAll('.jp-Dialog-button')]"
+                ".find(b => b.textContent.trim() === 'Shut Down')"
+            ).click()
             assert lab.proc.wait(timeout=30) == 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

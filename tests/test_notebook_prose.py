@@ -27,7 +27,6 @@ CHAPTER_NUMBERS = [chapter_number(p) for p in CHAPTERS]
 MAX_CODE_LINES = 30
 
 
-
 def markdown(text: str) -> dict:
     return {"cell_type": "markdown", "metadata": {}, "source": text}
 

@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class Run:
     """One fine-tuning run: test accuracy (and training loss) at each evaluation step."""

@@ -115,8 +115,9 @@ def measure(seeds: Sequence[int] = (0, 1, 2), sizes: Sequence[int] = SIZES) -> d
     sweep: dict[str, dict[str, float]] = {}
     steps = steps_for_epochs(64, BATCH, EPOCHS, MIN_STEPS)
     for start, lrs in LRS.items():
-        sweep[start] = {str(lr): run_one(encoder(start, 0), subset(64), data["dev"], lr, 0, steps)["final"]
-                        for lr in lrs}
+        sweep[start] = {
+            str(lr): run_one(encoder(start, 0), subset(64), data["dev"], lr, 0, steps)["final"] for lr in lrs
+        }
     best = {start: float(max(scores, key=scores.get)) for start, scores in sweep.items()}
     runs = {start: {str(n): [run_one(encoder(start, s), subset(n), data["test"], best[start], s,
                                      steps_for_epochs(n, BATCH, EPOCHS, MIN_STEPS)) for s in seeds] for n in sizes}

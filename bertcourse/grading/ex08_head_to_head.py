@@ -216,9 +216,7 @@ def interaction_task(t: Task) -> None:
 
     t.property("equals the norm of the second difference", on=INTERACTION_CASES["bert"][3])(value("bert"))
     t.property("the same at another position", on=INTERACTION_CASES["bert_t3"][3])(value("bert_t3"))
-    t.property("is 0 where there is no left context", on=INTERACTION_CASES["bert_t0"][3], gated=True)(
-        value("bert_t0")
-    )
+    t.property("is 0 where there is no left context", on=INTERACTION_CASES["bert_t0"][3], gated=True)(value("bert_t0"))
 
     @t.property("is 0 for GPT and ELMo, whose representations add a left and a right part",
                 on=f"{INTERACTION_CASES['gpt'][3]}; {INTERACTION_CASES['elmo'][3]}", gated=True)  # fmt: skip

@@ -67,9 +67,6 @@ def norm_over_wrong_axes(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return torch.autograd.functional.jacobian(fn, x).pow(2).sum(dim=(2, 3)).sqrt()  # (T, H)
 
 
-
-
-
 def interaction(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
     def h(left: Tensor, right: Tensor) -> Tensor:
         z = x.clone()
@@ -113,6 +110,7 @@ def interaction_vector(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor,
 
 def interaction_row_t_in_left(fn: Callable[[Tensor], Tensor], x: Tensor, x_alt: Tensor, t: int) -> Tensor:
     """Off by one: the left context runs up to and including t."""
+
     def h(left: Tensor, right: Tensor) -> Tensor:
         return fn(torch.cat([left[: t + 1], right[t + 1 :]]))[t]
 
