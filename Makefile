@@ -21,7 +21,7 @@ NB ?=
 GRADE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: lab test grade lint exercises bench bench-throughput compare book clean
+.PHONY: lab test grade lint exercises bench bench-throughput bench-gpu compare book clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
@@ -58,6 +58,11 @@ bench: $(BIN)/.installed
 BENCH_ARGS ?=
 bench-throughput: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
+
+# make bench-gpu: on a CUDA machine, the engine's tokens/s and MFU at bf16 at the full preset's sizes, and 1 vs 2
+# processes under torchrun with two GPUs (README, "Throughput"); BENCH_ARGS as above, e.g. "--models bert".
+bench-gpu: $(BIN)/.installed
+	$(BIN)/python benchmarks/gpu_throughput.py $(BENCH_ARGS)
 
 # make compare [PRESET=tiny|course|full|label-budget SEEDS=N]: chapter 08's head-to-head experiment; the course preset with
 # 5 seeds is what notebooks/results/compare-course holds (a rerun resumes from the runs it finds there).
