@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -76,8 +75,7 @@ def summarise(log: Path) -> dict[str, float | None]:
 
 
 def measure(args: argparse.Namespace, model: str, processes: int, scratch: Path) -> dict[str, float | None]:
-    out = scratch / f"{model}-{processes}"
-    shutil.rmtree(out, ignore_errors=True)
+    out = scratch / f"{model}-{processes}"  # a fresh folder: pretrain refuses one holding a checkpoint
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")} if processes > 1 else None
     subprocess.run(command(args, model, processes, out), check=True, stdout=subprocess.DEVNULL, env=env)
     return summarise(out / "log.jsonl")
@@ -86,20 +84,23 @@ def measure(args: argparse.Namespace, model: str, processes: int, scratch: Path)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cuda = torch.cuda.is_available()
-    preset = PRESETS["full"]
-    parser.add_argument("--preset", default="full", choices=sorted(PRESETS), help="model sizes (default full)")
+    parser.add_argument("--preset", default="full", choices=sorted(PRESETS), help="sizes and data (default full)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per measurement")
     parser.add_argument("--log-every", type=int, default=50, help="steps per throughput window")
-    parser.add_argument("--batch-size", type=int, default=preset.batch_size, help="global batch")
-    parser.add_argument("--seq-len", type=int, default=preset.max_len, help="tokens per example")
-    parser.add_argument("--toy-docs", type=int, default=preset.n_docs, help="documents of the toy language")
+    parser.add_argument("--batch-size", type=int, help="global batch (default: the preset's)")
+    parser.add_argument("--seq-len", type=int, help="tokens per example (default: the preset's max_len)")
+    parser.add_argument("--toy-docs", type=int, help="documents of the toy language (default: the preset's)")
     parser.add_argument(
         "--processes", type=int, nargs="+", default=[1, 2] if torch.cuda.device_count() >= 2 else [1],
         help="process counts to compare under torchrun (default 1 2 with two or more GPUs, else 1)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    preset = PRESETS[args.preset]
+    args.batch_size = args.batch_size or preset.batch_size
+    args.seq_len = args.seq_len or preset.max_len
+    args.toy_docs = args.toy_docs or preset.n_docs
     if args.steps < 2 * args.log_every:
         parser.error(f"--steps ({args.steps}) must cover two --log-every windows ({args.log_every}) or more")
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"

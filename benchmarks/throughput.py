@@ -306,13 +306,14 @@ def _attention_window(keys: int) -> Iterator[None]:
         yield
 
 
-def _decode(model: GPT, ids: Tensor, L: int) -> float:
-    """Seconds per token of ``DECODE_TOKENS`` cached steps after a prefill of the first ``L`` tokens."""
+def _decode(model: GPT, ids: Tensor, L: int) -> tuple[float, tuple[tuple[Tensor, Tensor], ...]]:
+    """Seconds per token of ``DECODE_TOKENS`` cached steps after a prefill of the first ``L`` tokens, and
+    the cache they leave (L + ``DECODE_TOKENS`` positions)."""
     past = model(ids[:, :L], use_cache=True).past_key_values
     start = CLOCK()
     for t in range(L, L + DECODE_TOKENS):
         past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
-    return (CLOCK() - start) / DECODE_TOKENS
+    return (CLOCK() - start) / DECODE_TOKENS, past
 
 
 def decoding_table(args: argparse.Namespace) -> None:
@@ -330,16 +331,16 @@ def decoding_table(args: argparse.Namespace) -> None:
     with torch.no_grad():
         for _ in range(args.rounds):
             for L in DECODE_CONTEXTS:
-                times["cached"][L].append(_decode(model, ids, L))
+                seconds, past = _decode(model, ids, L)
+                times["cached"][L].append(seconds)
                 with _attention_window(CONTROL_WINDOW):
-                    times["control"][L].append(_decode(model, ids, L))
+                    times["control"][L].append(_decode(model, ids, L)[0])
                 start = CLOCK()
                 for _ in range(2):
                     model(ids[:, : L + 1])
                 times["no cache"][L].append((CLOCK() - start) / 2)
-                past = model(ids[:, :L], use_cache=True).past_key_values
                 q = torch.randn(1, config.n_heads, 1, head_dim)  # one query per head, (B, h, 1, d)
-                kv = [(k.contiguous(), v.contiguous()) for k, v in past]  # each layer's cache, (B, h, L, d)
+                kv = [(k.contiguous(), v.contiguous()) for k, v in past]  # each layer's cache, (B, h, ~L, d)
                 start = CLOCK()
                 for _ in range(DECODE_TOKENS):
                     for k, v in kv:
@@ -366,7 +367,10 @@ def decoding_table(args: argparse.Namespace) -> None:
     for column in ("cached", "control"):
         ratio = [b / a for a, b in zip(times[column][first], times[column][last], strict=True)]
         print(f"{column} per-token time, context {last} / {first}: {_summary(ratio)}")
-    grown = {c: [1e3 * (b - a) for a, b in zip(times[c][first], times[c][last], strict=True)] for c in columns}
+    grown = {
+        c: [1e3 * (b - a) for a, b in zip(times[c][first], times[c][last], strict=True)]
+        for c in ("cached", "attention alone", "control")
+    }
     print(
         f"added from {first} to {last} tokens, ms per token: cached step {_summary(grown['cached'])}, "
         f"attention over the cache alone {_summary(grown['attention alone'])}, control {_summary(grown['control'])}"

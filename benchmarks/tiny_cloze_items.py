@@ -36,14 +36,17 @@ def main() -> None:
     torch.set_num_threads(1)
     preset = PRESETS["tiny"]
     corpus, live_items = pretraining_corpus(preset), evaluation_sets(preset).cloze
+    fresh = {
+        seed: [it for cue in CLOZE_CUES for it in language(preset, seed).cloze_task(FRESH_ITEMS, cue)]
+        for seed in FRESH_SEEDS
+    }
     result: dict[str, object] = {"seed": args.seed, "preset": preset.name, "fresh_items": FRESH_ITEMS, "models": {}}
     for name in ("gpt", "bert"):
         model, _ = pretrain(name, preset, corpus, args.seed)
         model.eval()
         scores = {"live items": cloze_accuracy(model, live_items, corpus.tokenizer)}
-        for seed in FRESH_SEEDS:
-            fresh = [item for cue in CLOZE_CUES for item in language(preset, seed).cloze_task(FRESH_ITEMS, cue)]
-            scores[f"fresh items, generator {seed}"] = cloze_accuracy(model, fresh, corpus.tokenizer)
+        for seed, items in fresh.items():
+            scores[f"fresh items, generator {seed}"] = cloze_accuracy(model, items, corpus.tokenizer)
         result["models"][name] = scores  # type: ignore[index]
         print(name, json.dumps(scores), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
