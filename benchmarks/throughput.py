@@ -37,7 +37,8 @@ keys and values, alone (``scaled_dot_product_attention`` on tensors of the cache
 step adds from 64 to 1,024 tokens, next to what this floor adds, says whether anything but reading the cache
 grows with the context. A control runs the same cached steps with every one-query attention reading only
 the cache's last 64 positions (a wrong model, timed only): if the step then stays flat, reading the cache is
-all that grows.
+all that grows. A last column keeps the cache in bfloat16 after the prefill (``GPT.generate``'s
+``cache_dtype``): half the bytes per cached position, so it says how much of the growth the bytes make.
 """
 
 from __future__ import annotations
@@ -306,10 +307,15 @@ def _attention_window(keys: int) -> Iterator[None]:
         yield
 
 
-def _decode(model: GPT, ids: Tensor, L: int) -> tuple[float, tuple[tuple[Tensor, Tensor], ...]]:
+def _decode(
+    model: GPT, ids: Tensor, L: int, cache_dtype: torch.dtype | None = None
+) -> tuple[float, tuple[tuple[Tensor, Tensor], ...]]:
     """Seconds per token of ``DECODE_TOKENS`` cached steps after a prefill of the first ``L`` tokens, and
-    the cache they leave (L + ``DECODE_TOKENS`` positions)."""
+    the cache they leave (L + ``DECODE_TOKENS`` positions); ``cache_dtype`` casts the prefill's cache first,
+    as ``GPT.generate`` does."""
     past = model(ids[:, :L], use_cache=True).past_key_values
+    if cache_dtype is not None:
+        past = tuple((k.to(cache_dtype), v.to(cache_dtype)) for k, v in past)
     start = CLOCK()
     for t in range(L, L + DECODE_TOKENS):
         past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
@@ -325,7 +331,7 @@ def decoding_table(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = GPT(config).eval()
     ids = torch.randint(config.vocab_size, (1, max(DECODE_CONTEXTS) + DECODE_TOKENS + 1))
-    columns = ("cached", "no cache", "attention alone", "control")
+    columns = ("cached", "no cache", "attention alone", "control", "bf16 cache")
     times: dict[str, dict[int, list[float]]] = {c: {L: [] for L in DECODE_CONTEXTS} for c in columns}
     head_dim = config.d_model // config.n_heads
     with torch.no_grad():
@@ -335,6 +341,7 @@ def decoding_table(args: argparse.Namespace) -> None:
                 times["cached"][L].append(seconds)
                 with _attention_window(CONTROL_WINDOW):
                     times["control"][L].append(_decode(model, ids, L)[0])
+                times["bf16 cache"][L].append(_decode(model, ids, L, torch.bfloat16)[0])
                 start = CLOCK()
                 for _ in range(2):
                     model(ids[:, : L + 1])
@@ -350,30 +357,32 @@ def decoding_table(args: argparse.Namespace) -> None:
         f"\nGPT decoding, batch 1, d_model={config.d_model}, {config.n_layers} layers; per-token ms "
         f"(median of {args.rounds} rounds; cached: mean of {DECODE_TOKENS} steps after a prefill of the context; "
         "attention alone: one query over every layer's cache; control: cached steps whose attention reads "
-        f"only the last {CONTROL_WINDOW} keys)"
+        f"only the last {CONTROL_WINDOW} keys; bf16 cache: cached steps with the cache in bfloat16)"
     )
     print(
         f"{'context':>8} {'cached':>8} {'no cache':>9} {'cached / cached@64':>19} {'attention alone':>16} "
-        f"{'control':>8} {'control / control@64':>21}"
+        f"{'control':>8} {'control / control@64':>21} {'bf16 cache':>11} {'bf16 / bf16@64':>15}"
     )
     first, last = DECODE_CONTEXTS[0], DECODE_CONTEXTS[-1]
     median = {c: {L: statistics.median(v) for L, v in times[c].items()} for c in columns}
     for L in DECODE_CONTEXTS:
-        c, f, a, w = (median[col][L] for col in columns)
+        c, f, a, w, h = (median[col][L] for col in columns)
         print(
             f"{L:>8} {1e3 * c:>8.3f} {1e3 * f:>9.3f} {c / median['cached'][first]:>19.2f} {1e3 * a:>16.3f} "
-            f"{1e3 * w:>8.3f} {w / median['control'][first]:>21.2f}"
+            f"{1e3 * w:>8.3f} {w / median['control'][first]:>21.2f} {1e3 * h:>11.3f} "
+            f"{h / median['bf16 cache'][first]:>15.2f}"
         )
-    for column in ("cached", "control"):
+    for column in ("cached", "control", "bf16 cache"):
         ratio = [b / a for a, b in zip(times[column][first], times[column][last], strict=True)]
         print(f"{column} per-token time, context {last} / {first}: {_summary(ratio)}")
     grown = {
         c: [1e3 * (b - a) for a, b in zip(times[c][first], times[c][last], strict=True)]
-        for c in ("cached", "attention alone", "control")
+        for c in ("cached", "attention alone", "control", "bf16 cache")
     }
     print(
         f"added from {first} to {last} tokens, ms per token: cached step {_summary(grown['cached'])}, "
-        f"attention over the cache alone {_summary(grown['attention alone'])}, control {_summary(grown['control'])}"
+        f"attention over the cache alone {_summary(grown['attention alone'])}, control {_summary(grown['control'])}, "
+        f"bf16 cache {_summary(grown['bf16 cache'])}"
     )
 
 

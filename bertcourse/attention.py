@@ -192,10 +192,12 @@ def _extend(past: Tensor | None, new: Tensor) -> Tensor:
     when it is made): the new positions are written after the old ones and a longer view is returned,
     so a step costs the same at any length. The buffer records how much of it is handed out; continuing
     an older, shorter view of it (two continuations of one prompt) or a slice of its rows copies into a
-    new buffer, so no view ever sees its positions overwritten.
+    new buffer, so no view ever sees its positions overwritten. A cache in another float dtype than
+    ``new`` (bfloat16 for a float32 model: :meth:`GPT.generate`'s ``cache_dtype``) keeps its dtype.
     """
+    dtype = new.dtype if past is None else past.dtype  # a lower-precision cache keeps its own dtype
     if torch.is_grad_enabled() and (new.requires_grad or (past is not None and past.requires_grad)):
-        return new if past is None else torch.cat([past, new], dim=2)
+        return new if past is None else torch.cat([past, new.to(dtype)], dim=2)
     T_past = 0 if past is None else past.shape[2]
     T_total = T_past + new.shape[2]
     buffer = None if past is None else past._base
@@ -207,10 +209,10 @@ def _extend(past: Tensor | None, new: Tensor) -> Tensor:
         and past.stride() == buffer.stride()  # type: ignore[union-attr]
         and past.shape[:2] == buffer.shape[:2]  # type: ignore[union-attr]  # not a slice of the rows or heads
     ):
-        buffer[:, :, T_past:T_total].copy_(new)
+        buffer[:, :, T_past:T_total].copy_(new)  # copy_ converts to the cache's dtype
     else:
         B, h, _, d = new.shape
-        buffer = new.new_empty(B, h, 2 * T_total, d)
+        buffer = new.new_empty(B, h, 2 * T_total, d, dtype=dtype)
         if past is not None:
             buffer[:, :, :T_past].copy_(past)
         buffer[:, :, T_past:T_total].copy_(new)
@@ -280,6 +282,8 @@ class MultiHeadAttention(nn.Module):
             attn_mask: boolean, True = may attend, broadcastable to (B, h, L_q, L_k).
             is_causal: hide future keys (self-attention only).
             past_key_value: keys and values of earlier positions, a previous call's ``past_key_value``.
+                It may be in a lower-precision float dtype than the weights (bfloat16, say): new keys and
+                values are then stored, and attention over the cache computed, in that dtype.
             use_cache: return keys and values (past + new) for the next decoding step.
             return_weights: also return the attention weights (uses the math path), as in
                 :func:`scaled_dot_product_attention`. ``need_weights`` is its deprecated old name.
@@ -310,9 +314,15 @@ class MultiHeadAttention(nn.Module):
         dropout_p = self.dropout_p if self.training else 0.0
         if attn_mask is not None:  # a caller's mask: checked as scaled_dot_product_attention checks it
             check_attention_inputs(q, k, v, attn_mask, None, 0.0)
+        query_dtype = q.dtype
+        if k.dtype != query_dtype:  # a lower-precision cache: attend in its dtype, read it at its size
+            q = q.to(k.dtype)
         # q, k, v are built here from checked inputs: attend without checking them again.
         result = _attend(q, k, v, mask, is_causal, None, dropout_p, self.backend, return_weights)
         out, weights = result if return_weights else (result, None)
+        if out.dtype != query_dtype:  # back from the cache's dtype
+            out = out.to(query_dtype)
+            weights = None if weights is None else weights.to(query_dtype)
         B, _, L_q, _ = out.shape
         out = out.transpose(1, 2).reshape(B, L_q, self.d_model)  # (B, h, L_q, d) -> (B, L_q, H)
         return MultiHeadAttentionOutput(self.out_proj(out), cache, weights)

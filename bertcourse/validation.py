@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CACHE_DTYPES",
     "MAX_PARAMETERS",
     "TOKEN_ID_DTYPES",
     "check_attention_inputs",
@@ -242,11 +243,16 @@ def _check_attn_mask(attn_mask: Any, q: Tensor, k: Tensor, batch: torch.Size) ->
         )
 
 
+CACHE_DTYPES = (torch.bfloat16, torch.float16)
+"""The lower-precision dtypes a key/value cache may have besides the weights' own."""
+
+
 def check_multi_head_inputs(
     x: Any, context: Any, attention_mask: Any, is_causal: bool, past_key_value: Any, n_heads: int, weight: Tensor
 ) -> None:
     """Validate ``MultiHeadAttention.forward``'s arguments: (B, L, d_model) inputs of the weights' dtype,
-    a (B, L_k) key mask covering past and new keys, and a (key, value) cache of (B, h, T_past, d) tensors."""
+    a (B, L_k) key mask covering past and new keys, and a (key, value) cache of (B, h, T_past, d) tensors
+    (one dtype for both: the weights' own or a 16-bit float, :data:`CACHE_DTYPES`)."""
     d_model = weight.shape[1]
     d_head = d_model // n_heads
     for name, t in (("x", x), ("context", context)):
@@ -267,14 +273,20 @@ def check_multi_head_inputs(
         raise ValueError("is_causal applies to self-attention; cross-attention takes attn_mask instead")
     if past_key_value is not None:
         expected = f"(B={x.shape[0]}, h={n_heads}, T_past, d={d_head})"
+        dtypes = (weight.dtype, *CACHE_DTYPES)
         pair = past_key_value if isinstance(past_key_value, (tuple, list)) and len(past_key_value) == 2 else None
         if pair is None or not all(isinstance(t, Tensor) and t.dim() == 4 for t in pair):
             raise ValueError(f"past_key_value must be a (key, value) pair of {expected} tensors")
         for name, t in (("key", pair[0]), ("value", pair[1])):
-            if (t.shape[0], t.shape[1], t.shape[3]) != (x.shape[0], n_heads, d_head) or t.dtype != weight.dtype:
+            if (t.shape[0], t.shape[1], t.shape[3]) != (x.shape[0], n_heads, d_head) or t.dtype not in dtypes:
                 raise ValueError(
-                    f"past_key_value {name} must be {expected} {weight.dtype}, got {tuple(t.shape)} {t.dtype}"
+                    f"past_key_value {name} must be {expected} {weight.dtype} (or a 16-bit float cache), "
+                    f"got {tuple(t.shape)} {t.dtype}"
                 )
+            if t.device != weight.device:
+                raise ValueError(f"past_key_value {name} is on {t.device} but the weights are on {weight.device}")
+        if pair[0].dtype != pair[1].dtype:
+            raise ValueError(f"past_key_value key and value dtypes differ: {pair[0].dtype} vs {pair[1].dtype}")
         if pair[0].shape[2] != pair[1].shape[2]:
             raise ValueError(f"past_key_value key and value lengths differ: {pair[0].shape[2]} vs {pair[1].shape[2]}")
     if attention_mask is not None:

@@ -301,6 +301,29 @@ def test_mha_decoding_with_cache_equals_full_causal_pass(backend):
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["math", "torch"])
+def test_mha_with_a_bfloat16_cache_attends_in_bfloat16_and_returns_the_weights_dtype(backend):
+    """A bfloat16 cache of a float32 module: the step's keys join it in bfloat16, the output and the weights come
+    back in float32, and they equal attention in float64 over the bfloat16-rounded keys and values."""
+    torch.manual_seed(5)
+    mha = MultiHeadAttention(16, 4, backend=backend).eval()
+    x = torch.randn(2, 6, 16)
+    past = mha(x[:, :5], is_causal=True, use_cache=True).past_key_value
+    past = (past[0].bfloat16(), past[1].bfloat16())
+    step = mha(x[:, 5:], is_causal=True, past_key_value=past, use_cache=True, return_weights=backend == "math")
+    k, v = step.past_key_value
+    assert k.dtype == v.dtype == torch.bfloat16 and k.shape == (2, 4, 6, 4)
+    assert step.output.dtype == torch.float32
+    q = mha.in_proj(x[:, 5:])[..., :16].view(2, 1, 4, 4).transpose(1, 2).bfloat16()  # (B, h, 1, d)
+    scores = q.double() @ k.double().transpose(-2, -1) / 2.0  # (B, h, 1, 6); sqrt(d_k) = 2
+    weights = scores.softmax(-1)
+    reference = mha.out_proj((weights @ v.double()).transpose(1, 2).reshape(2, 1, 16).float())
+    torch.testing.assert_close(step.output, reference, atol=5e-3, rtol=0)  # seen: 9e-4; outputs up to 0.33
+    if backend == "math":
+        assert step.weights.dtype == torch.float32
+        torch.testing.assert_close(step.weights, weights.float(), atol=5e-3, rtol=0)  # seen: 1e-3
+
+
 def test_mha_weights_are_dropped_only_in_training_mode():
     torch.manual_seed(4)
     mha = MultiHeadAttention(8, 2, dropout=0.5)

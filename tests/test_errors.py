@@ -116,6 +116,8 @@ def test_multi_head_attention_list_masks() -> None:
         (torch.randn(3, 4, 5, 4), torch.randn(3, 4, 5, 4)),  # wrong batch
         (torch.randn(2, 4, 5, 4), torch.randn(2, 4, 6, 4)),  # key and value lengths differ
         (torch.randn(2, 4, 5, 4, dtype=torch.float64), torch.randn(2, 4, 5, 4, dtype=torch.float64)),
+        (torch.randn(2, 4, 5, 4).to(torch.bfloat16), torch.randn(2, 4, 5, 4)),  # key and value dtypes differ
+        (torch.ones(2, 4, 5, 4, dtype=torch.int32), torch.ones(2, 4, 5, 4, dtype=torch.int32)),
     ],
 )
 def test_multi_head_attention_wrong_cache(cache: tuple) -> None:

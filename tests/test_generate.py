@@ -180,3 +180,48 @@ def test_decoding_grows_the_cache_in_place_with_few_reallocations() -> None:
         torch.testing.assert_close(out.logits[:, -1], model(ids).logits[:, -1])  # and still equals recomputing
     # buffers of 8, 16, ..., 128 positions at most
     assert len(buffers) <= 6, f"{len(buffers)} buffers for 100 steps: the cache is copied instead of grown"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_16_bit_cache_stays_16_bit_grows_in_place_and_stays_close_to_recomputing(dtype: torch.dtype) -> None:
+    """A cache cast to 16 bits after the prompt keeps its dtype at every step (new keys are stored in it, in the
+    same growing buffer), the logits stay float32, and they match recomputing at 16-bit precision."""
+    model = tiny_model()
+    ids = torch.randint(1, V, (2, 20), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        past = model(ids[:, :4], use_cache=True).past_key_values
+        past = tuple((k.to(dtype), v.to(dtype)) for k, v in past)
+        buffers = set()
+        for t in range(4, 20):
+            out = model(ids[:, t : t + 1], past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            assert all(k.dtype == v.dtype == dtype for k, v in past) and out.logits.dtype == torch.float32
+            buffers.add(past[0][0].data_ptr())
+            recomputed = model(ids[:, : t + 1]).logits[:, -1]
+            torch.testing.assert_close(out.logits[:, -1], recomputed, atol=5e-4, rtol=0)  # seen: 6e-5
+        other = ids[:, :20].flip(1)  # another context for the last token: the tolerance must not hide it
+        moved = (model(torch.cat([other[:, :19], ids[:, 19:]], dim=1)).logits[:, -1] - recomputed).abs().max()
+    assert moved > 2e-3, f"a different context moves the logits by only {moved:.1e}: the test cannot see it"
+    assert len(buffers) <= 2, "the 16-bit cache is copied instead of grown"
+
+
+def test_generate_with_a_16_bit_cache_equals_its_own_cached_steps_and_checks_the_dtype() -> None:
+    """``cache_dtype`` casts the cache once after the prompt and then decodes as hand-written steps with that cache
+    do; bad values and a cache_dtype without a cache are refused by name."""
+    model = tiny_model()
+    prompt = torch.tensor([[5, 9, 2, 30], [12, 3, 8, 20]])
+    tokens = model.generate(prompt, 6, cache_dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model(prompt, use_cache=True)
+        expected = torch.cat([prompt, out.logits[:, -1:].argmax(-1)], dim=1)
+        past = tuple((k.to(torch.bfloat16), v.to(torch.bfloat16)) for k, v in out.past_key_values)
+        for _ in range(5):
+            out = model(expected[:, -1:], past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            expected = torch.cat([expected, out.logits[:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(tokens, expected)
+    for bad in (torch.int8, torch.float64, "bfloat16"):
+        with pytest.raises(ValueError, match="cache_dtype must be None or one of"):
+            model.generate(prompt, 2, cache_dtype=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"cache_dtype .* needs use_cache=True"):
+        model.generate(prompt, 2, cache_dtype=torch.bfloat16, use_cache=False)

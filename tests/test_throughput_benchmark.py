@@ -49,3 +49,5 @@ def test_the_decoding_table_runs_from_its_command() -> None:
     assert all(float(value) > 0 for row in rows for value in row[1:])
     assert "cached per-token time, context 1024 / 64" in result.stdout
     assert "control per-token time, context 1024 / 64" in result.stdout
+    assert "bf16 cache per-token time, context 1024 / 64" in result.stdout
+    assert all(len(row) == 9 for row in rows)  # the context and eight figures, the bf16 cache's the last two
