@@ -11,7 +11,7 @@ import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -135,7 +135,7 @@ def mask_tokens(
     if attention_mask is not None:
         eligible &= attention_mask.bool()
     draws = _draw_masking(input_ids.shape, mlm_probability, vocab_size - len(special), generator, device, at_least_one)
-    draws = [None if d is None else d.to(input_ids.device) for d in draws]
+    draws = _MaskingDraws(*(None if d is None else d.to(input_ids.device) for d in draws))
     return _apply_masking(input_ids, eligible, draws, special, mask_token_id)
 
 
@@ -175,18 +175,29 @@ def mask_sequences(
         _draw_masking((1, len(ids)), mlm_probability, vocab_size - len(special), g, g.device, at_least_one)
         for ids, g in zip(sequences, generators, strict=True)
     ]
-    draws = []
-    for k, fill in enumerate((0.0, -1.0, 1.0, 0)):  # chosen, score, u, rank: padding is never eligible
-        if k == 1 and not at_least_one:  # no at-least-one score is drawn
-            draws.append(None)
-            continue
-        parts = [d[k].reshape(-1) for d in per_sequence if d[k] is not None]  # an empty sequence draws no score
+
+    def padded(name: str, fill: float) -> Tensor:
+        """One kind of draw of every sequence, right-padded with ``fill`` (padding is never eligible): (B, T_max)."""
+        drawn = [getattr(d, name) for d in per_sequence]
+        parts = [t.reshape(-1) for t in drawn if t is not None]  # an empty sequence draws no score
         values = torch.cat(parts).cpu() if parts else torch.empty(0)  # (sum of lengths,)
-        padded = torch.full(attention_mask.shape, fill, dtype=values.dtype)  # (B, T_max)
-        padded[attention_mask] = values  # row-major order of the True entries = the concatenation order
-        draws.append(padded)
+        out = torch.full(attention_mask.shape, fill, dtype=values.dtype)  # (B, T_max)
+        out[attention_mask] = values  # row-major order of the True entries = the concatenation order
+        return out
+
+    score = padded("score", -1.0) if at_least_one else None
+    draws = _MaskingDraws(padded("chosen", 0.0), score, padded("uniform", 1.0), padded("rank", 0))
     masked, labels = _apply_masking(input_ids, eligible, draws, special, mask_token_id)
     return masked, labels, attention_mask.long()
+
+
+class _MaskingDraws(NamedTuple):
+    """The random draws behind one :func:`mask_tokens` call, each shaped like ``input_ids``."""
+
+    chosen: Tensor  # Bernoulli(mlm_probability): 1 = the position is chosen (if eligible)
+    score: Tensor | None  # uniform, the at-least-one pick's score (``None`` without ``at_least_one``)
+    uniform: Tensor  # uniform: < 0.8 -> [MASK], < 0.9 -> a random id, else the token is kept
+    rank: Tensor  # each random replacement's rank among the non-special ids
 
 
 def _draw_masking(
@@ -196,25 +207,22 @@ def _draw_masking(
     generator: torch.Generator | None,
     device: torch.device | str,
     at_least_one: bool,
-) -> list[Tensor | None]:
-    """Every random draw of :func:`mask_tokens`, in its order: chosen (Bernoulli), the at-least-one score
-    (``None`` without it), the 80/10/10 uniform, and each replacement's rank among the non-special ids."""
+) -> _MaskingDraws:
+    """Every random draw of :func:`mask_tokens`, in the order it makes them."""
     chosen = torch.bernoulli(torch.full(shape, float(mlm_probability), device=device), generator=generator)
     score = None
     if at_least_one and len(shape) > 0 and math.prod(shape) > 0:
         score = torch.rand(shape, generator=generator, device=device)
     u = torch.rand(shape, generator=generator, device=device)  # one uniform per position
     rank = torch.randint(n_replacements, shape, generator=generator, device=device)
-    return [chosen, score, u, rank]
+    return _MaskingDraws(chosen, score, u, rank)
 
 
 def _apply_masking(
-    input_ids: Tensor, eligible: Tensor, draws: Sequence[Tensor | None], special: Sequence[int], mask_token_id: int
+    input_ids: Tensor, eligible: Tensor, draws: _MaskingDraws, special: Sequence[int], mask_token_id: int
 ) -> tuple[Tensor, Tensor]:
     """The corruption :func:`mask_tokens` makes from its draws (``special`` ascending)."""
-    bernoulli, score, u, draws_rank = draws
-    assert u is not None and bernoulli is not None and draws_rank is not None
-    chosen = bernoulli.bool() & eligible
+    chosen, score, u = draws.chosen.bool() & eligible, draws.score, draws.uniform
     if score is not None:
         # the sequences (last axis) that hold an eligible token but drew none get one, uniform among them
         score = score.masked_fill(~eligible, -1.0)
@@ -224,7 +232,7 @@ def _apply_masking(
     to_random = chosen & (u >= 0.8) & (u < 0.9)  # the last 10% (u >= 0.9) keep their token
     # a random replacement is uniform over the V - #special non-special ids: draw its rank k among them,
     # then step over each special id at or below it (the k-th non-special id), with no (V,) table allocated
-    replacement = draws_rank.clone()
+    replacement = draws.rank.clone()
     for s in special:  # ascending
         replacement += replacement >= s
     masked = input_ids.clone()
