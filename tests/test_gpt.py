@@ -335,3 +335,20 @@ def test_runs_on_cuda_like_on_cpu_and_cached_generation_still_matches():
             prompt, 12, use_cache=False, generator=torch.Generator("cuda").manual_seed(0), **kwargs
         )
         assert cached.device.type == "cuda" and torch.equal(cached, uncached)
+
+
+@pytest.mark.gpu
+def test_a_bfloat16_cache_on_cuda_stays_bfloat16_and_close_to_recomputing():
+    """The CPU test of ``tests/test_generate.py`` on the GPU: the 16-bit cache keeps its dtype and device at every
+    step and the logits stay within 5e-4 of one float32 pass (this body on the CPU: 1.1e-4)."""
+    cuda = tiny_model().cuda()
+    ids = random_ids(2, 16).cuda()
+    with torch.no_grad():
+        past = cuda(ids[:, :4], use_cache=True).past_key_values
+        past = tuple((k.bfloat16(), v.bfloat16()) for k, v in past)
+        for t in range(4, 16):
+            out = cuda(ids[:, t : t + 1], past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            assert past[0][0].dtype == torch.bfloat16 and past[0][0].is_cuda
+            torch.testing.assert_close(out.logits[:, -1], cuda(ids[:, : t + 1]).logits[:, -1], atol=5e-4, rtol=0)
+    assert cuda.generate(ids[:, :4], 8, cache_dtype=torch.bfloat16).shape == (2, 12)
