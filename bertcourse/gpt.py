@@ -143,7 +143,8 @@ class GPT(PreTrainedModel):
             attention_mask: (B, T) 1 = token, 0 = padding; with a cache (B, T_past + T).
             labels: (B, T) target ids, *unshifted* as in Hugging Face: position t is scored against
                 ``labels[:, t + 1]``, so ``labels=input_ids`` trains next-token prediction; -100 is ignored.
-            past_key_values: the ``past_key_values`` of a previous call with ``use_cache=True``.
+            past_key_values: the ``past_key_values`` of a previous call with ``use_cache=True``, in the
+                weights' dtype or cast to bfloat16/float16 (new keys and values then join it at 16 bits).
             use_cache: return keys and values so the next call need only feed the new tokens.
             output_attentions / output_hidden_states: also return per-layer weights / states.
             position_ids: (B, T) positions of the new tokens; default ``T_past + 0..T-1``. A left-padded
