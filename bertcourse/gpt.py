@@ -199,7 +199,7 @@ class GPT(PreTrainedModel):
 
         ``cache_dtype`` (``torch.bfloat16`` or ``torch.float16``) keeps the key/value cache at 16 bits
         after the prompt: each step then reads half the bytes, so its time grows less with the context,
-        but the logits are no longer equal to recomputing (bfloat16 keeps about 3 significant digits),
+        but the logits are no longer equal to recomputing (bfloat16 keeps 8 significant bits, 2 to 3 decimal digits),
         and a near tie can pick another token. The default keeps the weights' dtype.
         """
         check_int(max_new_tokens, "max_new_tokens", minimum=0)

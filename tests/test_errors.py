@@ -118,6 +118,7 @@ def test_multi_head_attention_list_masks() -> None:
         (torch.randn(2, 4, 5, 4, dtype=torch.float64), torch.randn(2, 4, 5, 4, dtype=torch.float64)),
         (torch.randn(2, 4, 5, 4).to(torch.bfloat16), torch.randn(2, 4, 5, 4)),  # key and value dtypes differ
         (torch.ones(2, 4, 5, 4, dtype=torch.int32), torch.ones(2, 4, 5, 4, dtype=torch.int32)),
+        (torch.randn(2, 4, 5, 4, device="meta"), torch.randn(2, 4, 5, 4, device="meta")),  # another device
     ],
 )
 def test_multi_head_attention_wrong_cache(cache: tuple) -> None:
