@@ -37,8 +37,9 @@ keys and values, alone (``scaled_dot_product_attention`` on tensors of the cache
 step adds from 64 to 1,024 tokens, next to what this floor adds, says whether anything but reading the cache
 grows with the context. A control runs the same cached steps with every one-query attention reading only
 the cache's last 64 positions (a wrong model, timed only): if the step then stays flat, reading the cache is
-all that grows. A last column keeps the cache in bfloat16 after the prefill (``GPT.generate``'s
-``cache_dtype``): half the bytes per cached position, so it says how much of the growth the bytes make.
+all that grows; the same control, each step also summing every cached key and value ("control + read"),
+says how much of that growth the bytes alone make, without attention's arithmetic. A last column keeps the
+cache in bfloat16 after the prefill (``GPT.generate``'s ``cache_dtype``): half the bytes per cached position.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bertcourse.attention import cache_to
 from bertcourse.bert import BertConfig, BertForPreTraining
 from bertcourse.elmo import ELMo
 from bertcourse.experiments.setup import PRESETS, preset_configs, pretraining_corpus
@@ -292,14 +294,17 @@ def _summary(values: list[float]) -> str:
 
 
 @contextlib.contextmanager
-def _attention_window(keys: int) -> Iterator[None]:
+def _attention_window(keys: int, read_all: bool = False) -> Iterator[None]:
     """The decoding table's control: within it, a one-query attention reads only the last ``keys`` cached
     positions, so the step does the same work at any context but for reading the cache (timing only: the
-    model it makes is wrong)."""
+    model it makes is wrong). With ``read_all`` the step also streams every cached key and value once (a sum
+    of each) before attending over the window: the bytes of the full read without attention's arithmetic."""
     fused = F.scaled_dot_product_attention
 
     def windowed(q: Tensor, k: Tensor, v: Tensor, *args: object, **kwargs: object) -> Tensor:
         if q.shape[-2] == 1:
+            if read_all:
+                k.sum(), v.sum()  # every cached position read once, as the full attention reads it
             k, v = k[..., -keys:, :], v[..., -keys:, :]  # (B, h, L_k, d) -> (B, h, keys, d)
         return fused(q, k, v, *args, **kwargs)  # type: ignore[arg-type]
 
@@ -315,7 +320,7 @@ def _decode(
     as ``GPT.generate`` does."""
     past = model(ids[:, :L], use_cache=True).past_key_values
     if cache_dtype is not None:
-        past = tuple((k.to(cache_dtype), v.to(cache_dtype)) for k, v in past)
+        past = tuple(cache_to(layer, cache_dtype) for layer in past)
     start = CLOCK()
     for t in range(L, L + DECODE_TOKENS):
         past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
@@ -331,7 +336,7 @@ def decoding_table(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = GPT(config).eval()
     ids = torch.randint(config.vocab_size, (1, max(DECODE_CONTEXTS) + DECODE_TOKENS + 1))
-    columns = ("cached", "no cache", "attention alone", "control", "bf16 cache")
+    columns = ("cached", "no cache", "attention alone", "control", "control + read", "bf16 cache")
     times: dict[str, dict[int, list[float]]] = {c: {L: [] for L in DECODE_CONTEXTS} for c in columns}
     head_dim = config.d_model // config.n_heads
     with torch.no_grad():
@@ -341,6 +346,8 @@ def decoding_table(args: argparse.Namespace) -> None:
                 times["cached"][L].append(seconds)
                 with _attention_window(CONTROL_WINDOW):
                     times["control"][L].append(_decode(model, ids, L)[0])
+                with _attention_window(CONTROL_WINDOW, read_all=True):
+                    times["control + read"][L].append(_decode(model, ids, L)[0])
                 times["bf16 cache"][L].append(_decode(model, ids, L, torch.bfloat16)[0])
                 start = CLOCK()
                 for _ in range(2):
@@ -357,32 +364,34 @@ def decoding_table(args: argparse.Namespace) -> None:
         f"\nGPT decoding, batch 1, d_model={config.d_model}, {config.n_layers} layers; per-token ms "
         f"(median of {args.rounds} rounds; cached: mean of {DECODE_TOKENS} steps after a prefill of the context; "
         "attention alone: one query over every layer's cache; control: cached steps whose attention reads "
-        f"only the last {CONTROL_WINDOW} keys; bf16 cache: cached steps with the cache in bfloat16)"
+        f"only the last {CONTROL_WINDOW} keys; control + read: the control, each step also summing every cached "
+        "key and value; bf16 cache: cached steps with the cache in bfloat16)"
     )
     print(
         f"{'context':>8} {'cached':>8} {'no cache':>9} {'cached / cached@64':>19} {'attention alone':>16} "
-        f"{'control':>8} {'control / control@64':>21} {'bf16 cache':>11} {'bf16 / bf16@64':>15}"
+        f"{'control':>8} {'control / control@64':>21} {'control + read':>15} {'ratio':>6} "
+        f"{'bf16 cache':>11} {'bf16 / bf16@64':>15}"
     )
     first, last = DECODE_CONTEXTS[0], DECODE_CONTEXTS[-1]
     median = {c: {L: statistics.median(v) for L, v in times[c].items()} for c in columns}
     for L in DECODE_CONTEXTS:
-        c, f, a, w, h = (median[col][L] for col in columns)
+        c, f, a, w, r, h = (median[col][L] for col in columns)
         print(
             f"{L:>8} {1e3 * c:>8.3f} {1e3 * f:>9.3f} {c / median['cached'][first]:>19.2f} {1e3 * a:>16.3f} "
-            f"{1e3 * w:>8.3f} {w / median['control'][first]:>21.2f} {1e3 * h:>11.3f} "
-            f"{h / median['bf16 cache'][first]:>15.2f}"
+            f"{1e3 * w:>8.3f} {w / median['control'][first]:>21.2f} {1e3 * r:>15.3f} "
+            f"{r / median['control + read'][first]:>6.2f} {1e3 * h:>11.3f} {h / median['bf16 cache'][first]:>15.2f}"
         )
-    for column in ("cached", "control", "bf16 cache"):
+    for column in ("cached", "control", "control + read", "bf16 cache"):
         ratio = [b / a for a, b in zip(times[column][first], times[column][last], strict=True)]
         print(f"{column} per-token time, context {last} / {first}: {_summary(ratio)}")
     grown = {
         c: [1e3 * (b - a) for a, b in zip(times[c][first], times[c][last], strict=True)]
-        for c in ("cached", "attention alone", "control", "bf16 cache")
+        for c in ("cached", "attention alone", "control", "control + read", "bf16 cache")
     }
     print(
         f"added from {first} to {last} tokens, ms per token: cached step {_summary(grown['cached'])}, "
         f"attention over the cache alone {_summary(grown['attention alone'])}, control {_summary(grown['control'])}, "
-        f"bf16 cache {_summary(grown['bf16 cache'])}"
+        f"control + read {_summary(grown['control + read'])}, bf16 cache {_summary(grown['bf16 cache'])}"
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "KVCache",
     "MultiHeadAttention",
     "MultiHeadAttentionOutput",
+    "cache_to",
     "causal_mask",
     "padding_mask",
     "padding_or_none",
@@ -183,7 +184,21 @@ def _attend(
     return output
 
 
-def _extend(past: Tensor | None, new: Tensor) -> Tensor:
+def cache_to(past_key_value: KVCache, dtype: torch.dtype) -> KVCache:
+    """One layer's key/value cache converted to ``dtype`` (bfloat16, say), each in a growing buffer as the
+    cache's own (room for as many positions again), so the next decoding steps append in place instead of
+    first copying the converted cache into a buffer of its own."""
+    pair = past_key_value if isinstance(past_key_value, (tuple, list)) and len(past_key_value) == 2 else None
+    if pair is None or not all(isinstance(t, Tensor) and t.dim() == 4 for t in pair):
+        raise ValueError("past_key_value must be a (key, value) pair of (B, h, T_past, d) tensors")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    with torch.no_grad():
+        key, value = (_extend(None, t, dtype) for t in past_key_value)
+    return key, value
+
+
+def _extend(past: Tensor | None, new: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """Keys (or values) of the past positions followed by the new ones: (B, h, T_past + T, d).
 
     This is ``torch.cat([past, new], dim=2)``, but decoding appends a position at every step and a
@@ -193,11 +208,15 @@ def _extend(past: Tensor | None, new: Tensor) -> Tensor:
     so a step costs the same at any length. The buffer records how much of it is handed out; continuing
     an older, shorter view of it (two continuations of one prompt) or a slice of its rows copies into a
     new buffer, so no view ever sees its positions overwritten. A cache in another float dtype than
-    ``new`` (bfloat16 for a float32 model: :meth:`GPT.generate`'s ``cache_dtype``) keeps its dtype.
+    ``new`` (bfloat16 for a float32 model: :meth:`GPT.generate`'s ``cache_dtype``) keeps its dtype; a new
+    cache takes ``dtype`` (default: ``new``'s).
     """
-    dtype = new.dtype if past is None else past.dtype  # a lower-precision cache keeps its own dtype
+    if past is not None:
+        dtype = past.dtype  # a lower-precision cache keeps its own dtype
+    elif dtype is None:
+        dtype = new.dtype
     if torch.is_grad_enabled() and (new.requires_grad or (past is not None and past.requires_grad)):
-        return new if past is None else torch.cat([past, new.to(dtype)], dim=2)
+        return new.to(dtype) if past is None else torch.cat([past, new.to(dtype)], dim=2)
     T_past = 0 if past is None else past.shape[2]
     T_total = T_past + new.shape[2]
     buffer = None if past is None else past._base

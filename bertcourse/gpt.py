@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bertcourse.attention import KVCache, padding_or_none
+from bertcourse.attention import KVCache, cache_to, padding_or_none
 from bertcourse.base import PreTrainedModel
 from bertcourse.embeddings import Embeddings
 from bertcourse.feedforward import Activation
@@ -229,7 +229,7 @@ class GPT(PreTrainedModel):
             out = self(step_input, mask, past_key_values=past, use_cache=use_cache, position_ids=positions)
             past = out.past_key_values if use_cache else None
             if past is not None and cache_dtype is not None and past[0][0].dtype != cache_dtype:
-                past = tuple((k.to(cache_dtype), v.to(cache_dtype)) for k, v in past)  # once, after the prompt
+                past = tuple(cache_to(layer, cache_dtype) for layer in past)  # once, after the prompt
             logits = out.logits[:, -1, :]  # (B, V): the prediction for the next position
             if do_sample:
                 next_token = self._sample(logits, temperature, top_k, generator)

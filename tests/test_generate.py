@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bertcourse.attention import cache_to
 from bertcourse.gpt import GPT, GPTConfig
 
 V, PAD = 37, 0
@@ -225,3 +226,22 @@ def test_generate_with_a_16_bit_cache_equals_its_own_cached_steps_and_checks_the
             model.generate(prompt, 2, cache_dtype=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"cache_dtype .* needs use_cache=True"):
         model.generate(prompt, 2, cache_dtype=torch.bfloat16, use_cache=False)
+
+
+def test_cache_to_converts_into_a_growing_buffer_that_the_next_step_appends_to() -> None:
+    """``cache_to`` (what ``generate(cache_dtype=...)`` uses) gives the cache's values in the new dtype, in a
+    buffer with room, so the next step writes into it instead of copying the whole cache first."""
+    model = tiny_model()
+    ids = torch.randint(1, V, (2, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        past = model(ids[:, :5], use_cache=True).past_key_values
+        half = tuple(cache_to(layer, torch.bfloat16) for layer in past)
+        for (k, v), (k16, v16) in zip(past, half, strict=True):
+            assert torch.equal(k16, k.bfloat16()) and torch.equal(v16, v.bfloat16())
+            assert k16._base is not None and k16._base.shape[2] == 10  # room for as many positions again
+        grown = model(ids[:, 5:6], past_key_values=half, use_cache=True).past_key_values
+    assert all(g.data_ptr() == h.data_ptr() for (g, _), (h, _) in zip(grown, half, strict=True))
+    with pytest.raises(ValueError, match="dtype must be a floating-point"):
+        cache_to(past[0], torch.int8)
+    with pytest.raises(ValueError, match="past_key_value must be a"):
+        cache_to(past[0][0], torch.bfloat16)  # type: ignore[arg-type]

@@ -31,7 +31,10 @@ def test_the_control_reads_only_the_last_keys_of_a_cached_step_and_is_undone_aft
         with _attention_window(8):
             windowed = {L: _next_logits(model, ids, L) for L in (7, 150)}
             prefill = model(ids[:, :150]).logits  # many queries: untouched by the control
+        with _attention_window(8, read_all=True):  # reading every cached position changes no number
+            read = {L: _next_logits(model, ids, L) for L in (7, 150)}
         assert F.scaled_dot_product_attention is fused  # restored on leaving
+        assert all(torch.equal(read[L], windowed[L]) for L in (7, 150))
         # 7 cached keys + the new one fit the window: nothing changes; beyond it the step no longer sees the first keys.
         torch.testing.assert_close(windowed[7], exact[7], rtol=0, atol=0)
         assert not torch.allclose(windowed[150], exact[150], atol=1e-4)
@@ -50,4 +53,5 @@ def test_the_decoding_table_runs_from_its_command() -> None:
     assert "cached per-token time, context 1024 / 64" in result.stdout
     assert "control per-token time, context 1024 / 64" in result.stdout
     assert "bf16 cache per-token time, context 1024 / 64" in result.stdout
-    assert all(len(row) == 9 for row in rows)  # the context and eight figures, the bf16 cache's the last two
+    assert "control + read per-token time, context 1024 / 64" in result.stdout
+    assert all(len(row) == 11 for row in rows)  # the context and ten figures
