@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from bertcourse.validation import (
     check_attention_inputs,
+    check_cache_pair,
     check_int,
     check_multi_head_inputs,
     check_probability,
@@ -188,13 +189,11 @@ def cache_to(past_key_value: KVCache, dtype: torch.dtype) -> KVCache:
     """One layer's key/value cache converted to ``dtype`` (bfloat16, say), each in a growing buffer as the
     cache's own (room for as many positions again), so the next decoding steps append in place instead of
     first copying the converted cache into a buffer of its own."""
-    pair = past_key_value if isinstance(past_key_value, (tuple, list)) and len(past_key_value) == 2 else None
-    if pair is None or not all(isinstance(t, Tensor) and t.dim() == 4 for t in pair):
-        raise ValueError("past_key_value must be a (key, value) pair of (B, h, T_past, d) tensors")
+    pair = check_cache_pair(past_key_value)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     with torch.no_grad():
-        key, value = (_extend(None, t, dtype) for t in past_key_value)
+        key, value = (_extend(None, t, dtype) for t in pair)
     return key, value
 
 

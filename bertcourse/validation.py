@@ -21,6 +21,7 @@ __all__ = [
     "check_attention_inputs",
     "check_attention_mask",
     "check_bool",
+    "check_cache_pair",
     "check_config_class",
     "check_has_values",
     "check_inputs",
@@ -247,6 +248,14 @@ CACHE_DTYPES = (torch.bfloat16, torch.float16)
 """The lower-precision dtypes a key/value cache may have besides the weights' own."""
 
 
+def check_cache_pair(past_key_value: Any, expected: str = "(B, h, T_past, d)") -> tuple[Tensor, Tensor]:
+    """A layer's key/value cache as a (key, value) pair of 4-D tensors, or a ``ValueError`` naming it."""
+    pair = past_key_value if isinstance(past_key_value, (tuple, list)) and len(past_key_value) == 2 else None
+    if pair is None or not all(isinstance(t, Tensor) and t.dim() == 4 for t in pair):
+        raise ValueError(f"past_key_value must be a (key, value) pair of {expected} tensors")
+    return pair[0], pair[1]
+
+
 def check_multi_head_inputs(
     x: Any, context: Any, attention_mask: Any, is_causal: bool, past_key_value: Any, n_heads: int, weight: Tensor
 ) -> None:
@@ -274,9 +283,7 @@ def check_multi_head_inputs(
     if past_key_value is not None:
         expected = f"(B={x.shape[0]}, h={n_heads}, T_past, d={d_head})"
         dtypes = (weight.dtype, *CACHE_DTYPES)
-        pair = past_key_value if isinstance(past_key_value, (tuple, list)) and len(past_key_value) == 2 else None
-        if pair is None or not all(isinstance(t, Tensor) and t.dim() == 4 for t in pair):
-            raise ValueError(f"past_key_value must be a (key, value) pair of {expected} tensors")
+        pair = check_cache_pair(past_key_value, expected)
         for name, t in (("key", pair[0]), ("value", pair[1])):
             if (t.shape[0], t.shape[1], t.shape[3]) != (x.shape[0], n_heads, d_head) or t.dtype not in dtypes:
                 raise ValueError(
