@@ -81,26 +81,34 @@ def measure(args: argparse.Namespace, model: str, processes: int, scratch: Path)
     return summarise(out / "log.jsonl")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (so 0 is refused, not taken as "the preset's")."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cuda = torch.cuda.is_available()
     parser.add_argument("--preset", default="full", choices=sorted(PRESETS), help="sizes and data (default full)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per measurement")
-    parser.add_argument("--log-every", type=int, default=50, help="steps per throughput window")
-    parser.add_argument("--batch-size", type=int, help="global batch (default: the preset's)")
-    parser.add_argument("--seq-len", type=int, help="tokens per example (default: the preset's max_len)")
-    parser.add_argument("--toy-docs", type=int, help="documents of the toy language (default: the preset's)")
+    parser.add_argument("--steps", type=positive_int, default=300, help="optimizer steps per measurement")
+    parser.add_argument("--log-every", type=positive_int, default=50, help="steps per throughput window")
+    parser.add_argument("--batch-size", type=positive_int, help="global batch (default: the preset's)")
+    parser.add_argument("--seq-len", type=positive_int, help="tokens per example (default: the preset's max_len)")
+    parser.add_argument("--toy-docs", type=positive_int, help="documents of the toy language (default: the preset's)")
     parser.add_argument(
-        "--processes", type=int, nargs="+", default=[1, 2] if torch.cuda.device_count() >= 2 else [1],
+        "--processes", type=positive_int, nargs="+", default=[1, 2] if torch.cuda.device_count() >= 2 else [1],
         help="process counts to compare under torchrun (default 1 2 with two or more GPUs, else 1)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
-    args.batch_size = args.batch_size or preset.batch_size
-    args.seq_len = args.seq_len or preset.max_len
-    args.toy_docs = args.toy_docs or preset.n_docs
+    args.batch_size = preset.batch_size if args.batch_size is None else args.batch_size
+    args.seq_len = preset.max_len if args.seq_len is None else args.seq_len
+    args.toy_docs = preset.n_docs if args.toy_docs is None else args.toy_docs
     if args.steps < 2 * args.log_every:
         parser.error(f"--steps ({args.steps}) must cover two --log-every windows ({args.log_every}) or more")
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
