@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                       # course preset, CPU: every table below
     python benchmarks/throughput.py --rounds 5 --steps 3  # quicker, noisier
     python benchmarks/throughput.py --threads 2           # default 1: one worker of ``compare --jobs auto``
+    python benchmarks/throughput.py --no-train --decode-threads 1  # only the decoding table, one thread
     python benchmarks/throughput.py --profile elmo        # + where one course model's step goes
     make bench-throughput
 
@@ -31,7 +32,11 @@ machine's reach is the FLOP/s of a large float32 matmul measured in the same rou
 matmul" column says what fraction of the arithmetic the machine can do a step actually uses.
 
 The decoding table times GPT's per-token step with the key/value cache (one new token, cache of the
-context) and without it (the whole context recomputed), at contexts of 64 to 1,024 tokens, and beside them
+context; ``DECODE_WARMUP`` untimed steps first, since the first steps after a long prefill are slow at any
+context: they re-warm the caches the prefill evicted) and without it (the whole context recomputed), at
+contexts of 64 to 1,024 tokens, once per ``--decode-threads`` (default: one thread, as a training worker
+has, and PyTorch's default, every core, as ``GPT.generate`` in a notebook has; timed by the wall clock when
+there are several threads, whose CPU time would also count their waits for each other), and beside them
 the part of a cached step that must grow with the context: one query attending over each layer's cached
 keys and values, alone (``scaled_dot_product_attention`` on tensors of the cache's shapes). What the cached
 step adds from 64 to 1,024 tokens, next to what this floor adds, says whether anything but reading the cache
@@ -76,7 +81,9 @@ Batch = dict[str, Tensor]
 Step = Callable[[Batch], Tensor]
 MATMUL_SIZE = 1024  # the reference matmul: (n, n) @ (n, n) in float32
 DECODE_CONTEXTS = (64, 128, 256, 512, 1024)
-DECODE_TOKENS = 16  # cached decoding steps timed after each prefill
+DECODE_WARMUP = 8  # untimed cached steps after each prefill (the first after 1,024 tokens takes ~1.5x a later one)
+DECODE_TOKENS = 16  # cached decoding steps then timed
+DEFAULT_THREADS = torch.get_num_threads()  # PyTorch's default before --threads: every physical core
 CONTROL_WINDOW = 64  # keys the control's one-query attention reads (the decoding table's shortest context)
 CLOCK = time.process_time  # --clock: CPU seconds of this process (all its threads), or wall-clock seconds
 
@@ -313,56 +320,64 @@ def _attention_window(keys: int, read_all: bool = False) -> Iterator[None]:
 
 
 def _decode(
-    model: GPT, ids: Tensor, L: int, cache_dtype: torch.dtype | None = None
+    model: GPT, ids: Tensor, L: int, clock: Callable[[], float], cache_dtype: torch.dtype | None = None
 ) -> tuple[float, tuple[tuple[Tensor, Tensor], ...]]:
-    """Seconds per token of ``DECODE_TOKENS`` cached steps after a prefill of the first ``L`` tokens, and
-    the cache they leave (L + ``DECODE_TOKENS`` positions); ``cache_dtype`` casts the prefill's cache first,
-    as ``GPT.generate`` does."""
+    """Seconds per token of ``DECODE_TOKENS`` cached steps after a prefill of the first ``L`` tokens and
+    ``DECODE_WARMUP`` untimed steps, and the cache they leave (L + ``DECODE_WARMUP + DECODE_TOKENS``
+    positions); ``cache_dtype`` casts the prefill's cache first, as ``GPT.generate`` does."""
     past = model(ids[:, :L], use_cache=True).past_key_values
     if cache_dtype is not None:
         past = tuple(cache_to(layer, cache_dtype) for layer in past)
-    start = CLOCK()
-    for t in range(L, L + DECODE_TOKENS):
+    timed = L + DECODE_WARMUP
+    for t in range(L, timed + DECODE_TOKENS):
+        if t == timed:
+            start = clock()
         past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
-    return (CLOCK() - start) / DECODE_TOKENS, past
+    return (clock() - start) / DECODE_TOKENS, past
 
 
-def decoding_table(args: argparse.Namespace) -> None:
+def decoding_table(args: argparse.Namespace, threads: int) -> None:
+    """The decoding table with ``threads`` torch threads (restored after), timed by ``--clock`` at one
+    thread and by the wall clock at several."""
+    clock = CLOCK if threads == 1 else time.perf_counter
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     preset = PRESETS[args.preset]
+    length = max(DECODE_CONTEXTS) + DECODE_WARMUP + DECODE_TOKENS + 1
     config = GPTConfig(
-        preset.vocab_size, preset.d_model, preset.n_layers, preset.n_heads, preset.d_ff,
-        max_len=max(DECODE_CONTEXTS) + DECODE_TOKENS + 1,
+        preset.vocab_size, preset.d_model, preset.n_layers, preset.n_heads, preset.d_ff, max_len=length
     )  # fmt: skip
     torch.manual_seed(0)
     model = GPT(config).eval()
-    ids = torch.randint(config.vocab_size, (1, max(DECODE_CONTEXTS) + DECODE_TOKENS + 1))
+    ids = torch.randint(config.vocab_size, (1, length))
     columns = ("cached", "no cache", "attention alone", "control", "control + read", "bf16 cache")
     times: dict[str, dict[int, list[float]]] = {c: {L: [] for L in DECODE_CONTEXTS} for c in columns}
     head_dim = config.d_model // config.n_heads
     with torch.no_grad():
         for _ in range(args.rounds):
             for L in DECODE_CONTEXTS:
-                seconds, past = _decode(model, ids, L)
+                seconds, past = _decode(model, ids, L, clock)
                 times["cached"][L].append(seconds)
                 with _attention_window(CONTROL_WINDOW):
-                    times["control"][L].append(_decode(model, ids, L)[0])
+                    times["control"][L].append(_decode(model, ids, L, clock)[0])
                 with _attention_window(CONTROL_WINDOW, read_all=True):
-                    times["control + read"][L].append(_decode(model, ids, L)[0])
-                times["bf16 cache"][L].append(_decode(model, ids, L, torch.bfloat16)[0])
-                start = CLOCK()
+                    times["control + read"][L].append(_decode(model, ids, L, clock)[0])
+                times["bf16 cache"][L].append(_decode(model, ids, L, clock, torch.bfloat16)[0])
+                start = clock()
                 for _ in range(2):
                     model(ids[:, : L + 1])
-                times["no cache"][L].append((CLOCK() - start) / 2)
+                times["no cache"][L].append((clock() - start) / 2)
                 q = torch.randn(1, config.n_heads, 1, head_dim)  # one query per head, (B, h, 1, d)
                 kv = [(k.contiguous(), v.contiguous()) for k, v in past]  # each layer's cache, (B, h, ~L, d)
-                start = CLOCK()
+                start = clock()
                 for _ in range(DECODE_TOKENS):
                     for k, v in kv:
                         F.scaled_dot_product_attention(q, k, v)  # (B, h, 1, d): the cache read once
-                times["attention alone"][L].append((CLOCK() - start) / DECODE_TOKENS)
+                times["attention alone"][L].append((clock() - start) / DECODE_TOKENS)
     print(
-        f"\nGPT decoding, batch 1, d_model={config.d_model}, {config.n_layers} layers; per-token ms "
-        f"(median of {args.rounds} rounds; cached: mean of {DECODE_TOKENS} steps after a prefill of the context; "
+        f"\nGPT decoding, batch 1, d_model={config.d_model}, {config.n_layers} layers, {threads} thread(s), "
+        f"{'CPU' if clock is time.process_time else 'wall'} clock; per-token ms (median of {args.rounds} rounds; "
+        f"cached: mean of {DECODE_TOKENS} steps after a prefill of the context and {DECODE_WARMUP} untimed steps; "
         "attention alone: one query over every layer's cache; control: cached steps whose attention reads "
         f"only the last {CONTROL_WINDOW} keys; control + read: the control, each step also summing every cached "
         "key and value; bf16 cache: cached steps with the cache in bfloat16)"
@@ -393,6 +408,7 @@ def decoding_table(args: argparse.Namespace) -> None:
         f"attention over the cache alone {_summary(grown['attention alone'])}, control {_summary(grown['control'])}, "
         f"control + read {_summary(grown['control + read'])}, bf16 cache {_summary(grown['bf16 cache'])}"
     )
+    torch.set_num_threads(before)
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -427,6 +443,10 @@ def main() -> None:
     parser.add_argument("--no-train", dest="train", action="store_false", help="skip the training table")
     parser.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decoding table")
     parser.add_argument(
+        "--decode-threads", type=int, nargs="+", default=sorted({1, DEFAULT_THREADS}), metavar="N",
+        help=f"one decoding table per thread count (default: 1 and PyTorch's default here, {DEFAULT_THREADS})",
+    )  # fmt: skip
+    parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: what each of --jobs auto's workers uses)"
     )
     parser.add_argument(
@@ -435,6 +455,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--profile", choices=["elmo", "gpt", "bert"], help="also profile one course model's step")
     args = parser.parse_args()
+    if min(args.decode_threads) < 1:
+        parser.error(f"--decode-threads must be at least 1, got {min(args.decode_threads)}")
     torch.set_num_threads(args.threads)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -442,7 +464,8 @@ def main() -> None:
     if args.train:
         training_table(args)
     if args.decode:
-        decoding_table(args)
+        for threads in args.decode_threads:
+            decoding_table(args, threads)
     if args.profile:
         profile(args)
 

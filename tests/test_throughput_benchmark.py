@@ -1,5 +1,6 @@
 """``benchmarks/throughput.py``: its decoding control changes only what a one-query attention reads, and the
-decoding table runs from its command and prints every context and ratio the README quotes."""
+decoding table runs from its command, once per thread count, and prints every context and ratio the README
+quotes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.throughput import DECODE_CONTEXTS, _attention_window
+from benchmarks.throughput import DECODE_CONTEXTS, DECODE_WARMUP, _attention_window
 from bertcourse.gpt import GPT, GPTConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,17 +42,28 @@ def test_the_control_reads_only_the_last_keys_of_a_cached_step_and_is_undone_aft
         torch.testing.assert_close(prefill, model(ids[:, :150]).logits, rtol=0, atol=0)
 
 
-def test_the_decoding_table_runs_from_its_command() -> None:
+def test_the_decoding_table_runs_from_its_command_once_per_thread_count() -> None:
     result = subprocess.run(
-        [sys.executable, "benchmarks/throughput.py", "--no-train", "--rounds", "1"],
+        [sys.executable, "benchmarks/throughput.py", "--no-train", "--rounds", "1", "--decode-threads", "1", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     contexts = {str(L) for L in DECODE_CONTEXTS}
     rows = [fields for fields in map(str.split, result.stdout.splitlines()) if fields and fields[0] in contexts]
-    assert [int(row[0]) for row in rows] == list(DECODE_CONTEXTS)
+    assert [int(row[0]) for row in rows] == 2 * list(DECODE_CONTEXTS)
     assert all(float(value) > 0 for row in rows for value in row[1:])
-    assert "cached per-token time, context 1024 / 64" in result.stdout
-    assert "control per-token time, context 1024 / 64" in result.stdout
-    assert "bf16 cache per-token time, context 1024 / 64" in result.stdout
-    assert "control + read per-token time, context 1024 / 64" in result.stdout
     assert all(len(row) == 11 for row in rows)  # the context and ten figures
+    # One thread by the CPU clock (--clock's default); two by the wall clock, whose CPU time counts their waits.
+    headers = [line for line in result.stdout.splitlines() if line.startswith("GPT decoding")]
+    assert len(headers) == 2
+    assert "1 thread(s), CPU clock" in headers[0] and "2 thread(s), wall clock" in headers[1]
+    assert f"{DECODE_WARMUP} untimed steps" in headers[0]
+    for column in ("cached", "control", "control + read", "bf16 cache"):
+        assert result.stdout.count(f"\n{column} per-token time, context 1024 / 64") == 2
+
+
+def test_a_thread_count_below_one_is_refused_by_name() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/throughput.py", "--no-train", "--decode-threads", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--decode-threads must be at least 1, got 0" in result.stderr
