@@ -25,6 +25,7 @@ from bertcourse.validation import (
     check_multi_head_inputs,
     check_probability,
     deprecated_alias,
+    tracing,
 )
 
 Backend = Literal["auto", "math", "torch"]
@@ -81,8 +82,8 @@ def padding_or_none(attention_mask: Tensor | None) -> Tensor | None:
     built-in causal path), so a model calls this once per forward pass, not once per layer. On a GPU it
     costs one host-device sync, like Hugging Face's same check.
     """
-    if attention_mask is not None and bool(attention_mask.all()):
-        return None
+    if attention_mask is not None and not tracing() and bool(attention_mask.all()):
+        return None  # (under torch.compile the mask is kept: reading it would split the graph)
     return attention_mask
 
 
@@ -163,7 +164,7 @@ def _attend(
     empty_rows: Tensor | None = None
     if mask is not None:
         empty_rows = ~mask.any(dim=-1, keepdim=True)  # (..., L_q, 1)
-        if mask.device.type == "cpu" and not bool(empty_rows.any()):
+        if mask.device.type == "cpu" and not tracing() and not bool(empty_rows.any()):
             empty_rows = None  # none (the usual case, and a free check on a CPU): nothing to fix up
         else:
             mask = mask | empty_rows

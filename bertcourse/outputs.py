@@ -16,6 +16,7 @@ from torch import Tensor
 
 from bertcourse.attention import KVCache
 from bertcourse.objectives import IGNORE_INDEX
+from bertcourse.validation import tracing
 
 __all__ = [
     "BaseModelOutput",
@@ -124,13 +125,15 @@ class BertForPreTrainingOutput:
 
 def check_labels(labels: Tensor, name: str, shape: tuple[int, ...], num_classes: int) -> None:
     """Raise ``ValueError`` unless ``labels`` is an integer tensor of ``shape`` with values in
-    [0, num_classes) or -100 (ignored)."""
+    [0, num_classes) or -100 (ignored); under ``torch.compile`` the values are not checked."""
     integer = isinstance(labels, Tensor) and not (labels.is_floating_point() or labels.is_complex())
     if not integer or labels.dtype == torch.bool:
         got = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"{name} must be an integer tensor, got {got}")
     if tuple(labels.shape) != shape:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(labels.shape)}")
+    if tracing():
+        return  # the values are not read under torch.compile (validation.tracing)
     bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes))
     if bool(bad.any()):
         raise ValueError(

@@ -32,6 +32,7 @@ __all__ = [
     "check_probability",
     "check_token_ids",
     "deprecated_alias",
+    "tracing",
 ]
 
 MAX_PARAMETERS = 2**31
@@ -116,6 +117,13 @@ def check_has_values(t: Tensor, name: str) -> None:
         )
 
 
+def tracing() -> bool:
+    """Whether ``torch.compile`` is tracing the caller. The checks of tensor *values* (ids in range, a 0/1
+    mask) read them on the host: under compilation that would split the graph (and on a GPU it is a sync
+    per call), so they are skipped there; shapes and dtypes are still checked. Eager calls check it all."""
+    return torch.compiler.is_compiling()
+
+
 def check_token_ids(ids: Any, name: str, vocab_size: int, max_len: int | None = None) -> None:
     """(B, T) int64/int32 ids in [0, vocab_size), 1 <= T <= max_len, with values (not on the meta device)."""
     if not isinstance(ids, Tensor) or ids.dim() != 2:
@@ -126,7 +134,7 @@ def check_token_ids(ids: Any, name: str, vocab_size: int, max_len: int | None = 
         raise ValueError(f"{name} must be integer token ids (torch.long or torch.int32), got dtype {ids.dtype}")
     if ids.shape[1] == 0:
         raise ValueError(f"{name} must hold at least one token per sequence, got shape {tuple(ids.shape)}")
-    if ids.numel() > 0:
+    if ids.numel() > 0 and not tracing():
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name} must lie in [0, vocab_size={vocab_size}), got values in [{lo}, {hi}]")
@@ -143,7 +151,7 @@ def check_attention_mask(mask: Any, shape: tuple[int, ...], name: str = "attenti
     if mask.dtype != torch.bool:
         if mask.is_floating_point() or mask.is_complex():
             raise ValueError(f"{name} must hold 0/1 integers or booleans, got dtype {mask.dtype}")
-        if mask.numel() and not bool(((mask == 0) | (mask == 1)).all()):
+        if mask.numel() and not tracing() and not bool(((mask == 0) | (mask == 1)).all()):
             raise ValueError(f"{name} must hold only 0 (padding) and 1 (token), got {mask.unique().tolist()}")
 
 
@@ -173,7 +181,7 @@ def check_inputs(
             raise ValueError(
                 f"token_type_ids must be integer segment ids (torch.long), got dtype {token_type_ids.dtype}"
             )
-        if type_vocab_size is not None and token_type_ids.numel() > 0:
+        if type_vocab_size is not None and token_type_ids.numel() > 0 and not tracing():
             lo, hi = int(token_type_ids.min()), int(token_type_ids.max())
             if lo < 0 or hi >= type_vocab_size:
                 raise ValueError(f"token_type_ids must lie in [0, type_vocab_size={type_vocab_size}), got [{lo}, {hi}]")

@@ -202,7 +202,8 @@ def train(
         device: default ``get_device()``; ignored under ``dist``, whose device is used.
         dist: the process group (``bertcourse.engine.distributed.setup()``); the model is wrapped in DDP
             when it has more than one process. Rank 0 alone writes checkpoints.
-        bf16: autocast (None: bf16 on CUDA when supported). compile: ``torch.compile`` the model.
+        bf16: autocast (None: bf16 on CUDA when supported). compile: ``torch.compile`` the model (on a
+            CPU at the course's sizes slower end to end, compile time aside too: README, Throughput).
         seed: seeds Python, NumPy and torch first (and each step's dropout with step-indexed batches).
         checkpoint_dir: a resumable checkpoint (weights, AdamW state, step; safetensors) written at the last
             step run and every ``checkpoint_every`` steps (0 or None: only then). Needs a course model.
