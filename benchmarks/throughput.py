@@ -328,11 +328,15 @@ def _decode(
     past = model(ids[:, :L], use_cache=True).past_key_values
     if cache_dtype is not None:
         past = tuple(cache_to(layer, cache_dtype) for layer in past)
-    timed = L + DECODE_WARMUP
-    for t in range(L, timed + DECODE_TOKENS):
-        if t == timed:
-            start = clock()
-        past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
+
+    def steps(first: int, n: int, past: tuple[tuple[Tensor, Tensor], ...]) -> tuple[tuple[Tensor, Tensor], ...]:
+        for t in range(first, first + n):
+            past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True).past_key_values
+        return past
+
+    past = steps(L, DECODE_WARMUP, past)  # untimed: they re-warm what the prefill evicted
+    start = clock()
+    past = steps(L + DECODE_WARMUP, DECODE_TOKENS, past)
     return (clock() - start) / DECODE_TOKENS, past
 
 
