@@ -68,6 +68,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.gpu_throughput import positive_int
 from bertcourse.attention import cache_to
 from bertcourse.bert import BertConfig, BertForPreTraining
 from bertcourse.elmo import ELMo
@@ -447,7 +448,7 @@ def main() -> None:
     parser.add_argument("--no-train", dest="train", action="store_false", help="skip the training table")
     parser.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decoding table")
     parser.add_argument(
-        "--decode-threads", type=int, nargs="+", default=sorted({1, DEFAULT_THREADS}), metavar="N",
+        "--decode-threads", type=positive_int, nargs="+", default=sorted({1, DEFAULT_THREADS}), metavar="N",
         help=f"one decoding table per thread count (default: 1 and PyTorch's default here, {DEFAULT_THREADS})",
     )  # fmt: skip
     parser.add_argument(
@@ -459,8 +460,6 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--profile", choices=["elmo", "gpt", "bert"], help="also profile one course model's step")
     args = parser.parse_args()
-    if min(args.decode_threads) < 1:
-        parser.error(f"--decode-threads must be at least 1, got {min(args.decode_threads)}")
     torch.set_num_threads(args.threads)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter

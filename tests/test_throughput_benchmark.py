@@ -66,4 +66,4 @@ def test_a_thread_count_below_one_is_refused_by_name() -> None:
         [sys.executable, "benchmarks/throughput.py", "--no-train", "--decode-threads", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 2 and "--decode-threads must be at least 1, got 0" in result.stderr
+    assert result.returncode == 2 and "argument --decode-threads: must be at least 1, got 0" in result.stderr
