@@ -44,8 +44,8 @@ grade: $(BIN)/.installed
 	$(BIN)/python -m bertcourse.grade $(NB) $(GRADE_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check bertcourse tests benchmarks
-	$(BIN)/ruff format --check bertcourse tests benchmarks
+	$(BIN)/ruff check bertcourse tests benchmarks book
+	$(BIN)/ruff format --check bertcourse tests benchmarks book
 
 exercises: $(BIN)/.installed
 	$(BIN)/python -m bertcourse.grading.exercises solutions exercises

@@ -12,6 +12,10 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,10 +67,11 @@ html_theme_options = {
 }
 
 
-def _copy_mathjax(app, exception) -> None:  # noqa: ANN001 - Sphinx's callback signature
+def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    """Sphinx's build-finished callback: the offline MathJax copy goes beside the pages it typesets."""
     if exception is None:
         shutil.copytree(MATHJAX_DIR, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True)
 
 
-def setup(app) -> None:  # noqa: ANN001
+def setup(app: Sphinx) -> None:
     app.connect("build-finished", _copy_mathjax)
