@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from bertcourse.base import CheckpointError
 from bertcourse.data.pretraining import PretrainData, derive_seed, split_documents, tokenize_documents
-from bertcourse.engine import NonFiniteLossError, flops_per_token, mfu
+from bertcourse.engine import NonFiniteLossError, flops_per_token, mfu, peak_bf16_flops
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.objectives import (
     IGNORE_INDEX,
@@ -285,6 +285,30 @@ def test_flops_per_token_counts_matmul_weights_and_attention():
     n = model.num_parameters() - embeddings + 100 * 16  # the tied LM head is a matmul
     assert flops_per_token(model, 8) == 6 * n + 12 * 2 * 16 * 8
     assert mfu(1000.0, model, 8, peak=1e12) == pytest.approx(1000 * (6 * n + 12 * 2 * 16 * 8) / 1e12)
+
+
+@pytest.mark.parametrize(
+    ("name", "tflops"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989),  # SXM
+        ("NVIDIA H100 PCIe", 756),
+        ("NVIDIA H100 NVL", 835),
+        ("NVIDIA H200", 989),
+        ("NVIDIA A100-SXM4-80GB", 312),  # not the A10's, whose name it contains
+        ("NVIDIA A10", 125),
+        ("NVIDIA A40", 149.7),
+        ("NVIDIA A10G", 70),
+        ("NVIDIA L40S", 362),
+        ("NVIDIA L40", 181),  # not the L4's
+        ("NVIDIA L4", 121),
+        ("Tesla T4", None),  # no bf16 tensor cores: no MFU rather than a wrong one
+    ],
+)
+def test_peak_bf16_flops_takes_the_most_specific_name(monkeypatch, name, tflops):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    peak = peak_bf16_flops(torch.device("cuda", 0))
+    assert peak == (None if tflops is None else tflops * 1e12)
+    assert peak_bf16_flops(torch.device("cpu")) is None
 
 
 def test_bf16_autocast_runs_on_cpu_and_a_diverging_run_names_its_step(tmp_path):
