@@ -51,3 +51,17 @@ def test_torch_range_admits_the_ci_build() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     (torch_req,) = [r for r in project["dependencies"] if _name(r) == "torch"]
     assert "2.13.0" in SpecifierSet(torch_req[len("torch") :])
+
+
+def test_every_statement_of_the_torch_floor_agrees() -> None:
+    """pyproject's lower bound on torch is the one environment.yml, the README and chapter 00's check state."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (torch_req,) = [r for r in project["dependencies"] if _name(r) == "torch"]
+    floor = re.search(r">=\s*(\d+)\.(\d+)", torch_req)
+    assert floor, f"pyproject's torch requirement {torch_req!r} has no >= lower bound"
+    major, minor = floor.groups()
+    assert f"pytorch>={major}.{minor}," in (ROOT / "environment.yml").read_text()
+    assert f"torch {major}.{minor} or newer" in (ROOT / "README.md").read_text()
+    welcome = (ROOT / "notebooks" / "00_welcome.ipynb").read_text()
+    assert f"torch_major_minor >= ({major}, {minor})" in welcome
+    assert f"needs PyTorch {major}.{minor} or newer" in welcome
