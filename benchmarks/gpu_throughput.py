@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bertcourse.experiments.setup import PRESETS, preset_configs
+from bertcourse.validation import positive_int
 
 MODELS = ("elmo", "gpt", "bert")
 
@@ -79,14 +80,6 @@ def measure(args: argparse.Namespace, model: str, processes: int, scratch: Path)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")} if processes > 1 else None
     subprocess.run(command(args, model, processes, out), check=True, stdout=subprocess.DEVNULL, env=env)
     return summarise(out / "log.jsonl")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1 (so 0 is refused, not taken as "the preset's")."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -68,7 +68,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.gpu_throughput import positive_int
 from bertcourse.attention import cache_to
 from bertcourse.bert import BertConfig, BertForPreTraining
 from bertcourse.elmo import ELMo
@@ -77,6 +76,7 @@ from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.lstm import reverse_padded
 from bertcourse.objectives import IGNORE_INDEX
 from bertcourse.pretrained import bert_from_hf, gpt_from_hf
+from bertcourse.validation import positive_int
 
 Batch = dict[str, Tensor]
 Step = Callable[[Batch], Tensor]
@@ -438,12 +438,12 @@ def profile(args: argparse.Namespace) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="course", choices=sorted(PRESETS))
-    parser.add_argument("--rounds", type=int, default=9, help="alternating rounds (ratios are their medians)")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per implementation per round")
-    parser.add_argument("--batches", type=int, default=8, help="real batches each implementation cycles through")
+    parser.add_argument("--rounds", type=positive_int, default=9, help="alternating rounds (ratios are their medians)")
+    parser.add_argument("--steps", type=positive_int, default=5, help="training steps per implementation per round")
+    parser.add_argument("--batches", type=positive_int, default=8, help="real batches each model reads in turn")
     parser.add_argument("--models", nargs="+", default=["elmo", "gpt", "bert"], choices=["elmo", "gpt", "bert"])
     parser.add_argument("--no-train", dest="train", action="store_false", help="skip the training table")
     parser.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decoding table")
@@ -452,14 +452,14 @@ def main() -> None:
         help=f"one decoding table per thread count (default: 1 and PyTorch's default here, {DEFAULT_THREADS})",
     )  # fmt: skip
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1: what each of --jobs auto's workers uses)"
+        "--threads", type=positive_int, default=1, help="torch threads (1: what each of --jobs auto's workers uses)"
     )
     parser.add_argument(
         "--clock", choices=["cpu", "wall"], default="cpu",
         help="cpu: CPU time of this process, robust to other processes on a shared machine; wall: elapsed time",
     )  # fmt: skip
     parser.add_argument("--profile", choices=["elmo", "gpt", "bert"], help="also profile one course model's step")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter

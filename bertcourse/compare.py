@@ -17,29 +17,26 @@ from pathlib import Path
 
 from bertcourse.experiments.head_to_head import evaluation_sets, run
 from bertcourse.experiments.setup import PRESETS, ROWS
+from bertcourse.validation import positive_int
 
 __all__ = ["evaluation_sets", "main", "run"]
 
 
 def _jobs_argument(text: str) -> int | str:
     """``--jobs``: ``auto`` or a positive integer."""
-    if text == "auto" or (text.isdigit() and int(text) > 0):
-        return text if text == "auto" else int(text)
-    raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}")
-
-
-def _seeds_argument(text: str) -> int:
-    """``--seeds``: a positive integer."""
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: ``python -m bertcourse.compare --preset P --seeds N --out DIR``."""
     parser = argparse.ArgumentParser(prog="python -m bertcourse.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="tiny", help="experiment size (default tiny)")
-    parser.add_argument("--seeds", type=_seeds_argument, default=1, help="run seeds 0..N-1 (default 1)")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="run seeds 0..N-1 (default 1)")
     parser.add_argument("--out", type=Path, required=True, help="output folder; a rerun resumes from what it holds")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument(

@@ -7,6 +7,7 @@ kernel or return a silent NaN. Model files call the few functions here; none of 
 
 from __future__ import annotations
 
+import argparse
 import math
 import warnings
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "check_probability",
     "check_token_ids",
     "deprecated_alias",
+    "positive_int",
     "tracing",
 ]
 
@@ -53,6 +55,18 @@ def check_int(value: Any, name: str, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of every command line's counts (seeds, jobs, steps, rounds, threads): an integer of at
+    least 1, so that 0 is refused by the flag's name instead of meaning "none" or failing deep inside a run."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
 
 

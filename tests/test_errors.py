@@ -4,6 +4,7 @@ silent NaN. One test per case of issue 12's list."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from bertcourse.heads import SequenceClassifier
 from bertcourse.objectives import mask_tokens, token_cross_entropy
 from bertcourse.pretrained import bert_from_hf, gpt_from_hf
 from bertcourse.tokenizers import WordPieceTokenizer
+from bertcourse.validation import positive_int
 
 V = 23
 
@@ -516,3 +518,27 @@ def test_bert_from_hf_refuses_an_id2label_that_is_not_a_mapping_of_label_ids() -
         config = hf.config.to_dict() | {"id2label": bad}
         with pytest.raises(CheckpointError, match="id2label must be a dict"):
             bert_from_hf(hf.state_dict(), config=config)
+
+
+# ---- command-line counts --------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["0", "-2", "1.5", "two", ""])
+def test_positive_int_refuses_what_is_not_a_count(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=f"must be a positive integer, got {text!r}"):
+        positive_int(text)
+
+
+def test_positive_int_reads_a_count() -> None:
+    assert positive_int("1") == 1 and positive_int("12") == 12
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--seeds", "must be a positive integer, got '0'"), ("--jobs", "must be a positive integer or 'auto', got '0'")],
+)
+def test_compare_refuses_a_zero_count_by_name(flag: str, message: str, tmp_path: Path, capsys) -> None:
+    from bertcourse import compare
+
+    with pytest.raises(SystemExit):  # before any run starts
+        compare.main(["--preset", "tiny", "--out", str(tmp_path), flag, "0"])
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
