@@ -36,6 +36,7 @@ from torch.utils.benchmark import Timer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bertcourse.attention import scaled_dot_product_attention
+from bertcourse.validation import positive_int
 
 
 def make_inputs(L: int, batch: int, heads: int, d: int, device: str, dtype: torch.dtype):
@@ -128,16 +129,16 @@ def run(device: str, lengths: list[int], batch: int, heads: int, d: int, repeats
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048, 4096])
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--d", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lengths", type=positive_int, nargs="+", default=[128, 256, 512, 1024, 2048, 4096])
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--heads", type=positive_int, default=8)
+    parser.add_argument("--d", type=positive_int, default=64)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--no-causal", dest="causal", action="store_false")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     for device in devices:
         if device == "cuda" and not torch.cuda.is_available():

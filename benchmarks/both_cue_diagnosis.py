@@ -27,6 +27,7 @@ import torch
 from bertcourse.experiments.head_to_head import evaluation_sets, pretrain
 from bertcourse.experiments.setup import PRESETS, pretraining_corpus
 from bertcourse.registry import CONTROLLED_BERT, VARIANTS, Variant
+from bertcourse.validation import positive_int
 
 UNTIED = {**CONTROLLED_BERT, "tie_decoder": False}
 CONJUNCTIONS = {"and": 10, "but": 10}
@@ -75,12 +76,12 @@ def run_recipe(name: str, seed: int, out: Path) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--jobs", type=positive_int, default=2)
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     todo = [name for name in RECIPES if not _file(args.out, name).exists()]
     todo.sort(key=lambda name: -RECIPES[name].steps_scale)  # the longest first

@@ -32,6 +32,7 @@ from bertcourse.engine import train
 from bertcourse.experiments.setup import EVAL_SEED, PRESETS, language, pretraining_corpus, variant_config
 from bertcourse.objectives import next_sentence_pairs
 from bertcourse.registry import CONTROLLED_BERT, VARIANTS, Variant, build_model
+from bertcourse.validation import positive_int
 
 PAIRS = 1024  # sentence pairs per scored set
 RECIPES: dict[str, Variant] = {
@@ -121,12 +122,12 @@ def run_recipe(name: str, seed: int, out: Path) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--jobs", type=positive_int, default=2)
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     todo = [name for name in RECIPES if not _file(args.out, name).exists()]
     todo.sort(key=lambda name: -RECIPES[name].steps_scale)  # the longest first

@@ -30,6 +30,7 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bertcourse.pretrained import bert_from_hf, gpt_from_hf
+from bertcourse.validation import positive_int
 
 Step = Callable[[], None]
 PROFILE_ROWS = 18  # operators listed per profile
@@ -140,23 +141,25 @@ def profile(step: Step, label: str, device: torch.device) -> None:
     print(prof.key_averages().table(sort_by=sort, row_limit=PROFILE_ROWS))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--length", type=int, default=128)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--d-ff", type=int, default=1024)
-    parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds (the ratio is their median)")
-    parser.add_argument("--steps", type=int, default=3, help="training steps per implementation per round")
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--length", type=positive_int, default=128)
+    parser.add_argument("--d-model", type=positive_int, default=256)
+    parser.add_argument("--layers", type=positive_int, default=4)
+    parser.add_argument("--heads", type=positive_int, default=4)
+    parser.add_argument("--d-ff", type=positive_int, default=1024)
+    parser.add_argument("--vocab", type=positive_int, default=8000)
+    parser.add_argument(
+        "--rounds", type=positive_int, default=15, help="alternating rounds (the ratio is their median)"
+    )
+    parser.add_argument("--steps", type=positive_int, default=3, help="training steps per implementation per round")
     parser.add_argument("--optimizer", action="store_true", help="include an AdamW step in each training step")
     parser.add_argument("--fp32", action="store_true", help="on CUDA, run in float32 instead of bf16 autocast")
     parser.add_argument("--models", nargs="+", default=["BERT", "GPT"], choices=["BERT", "GPT"])
     parser.add_argument("--profile", action="store_true", help="profile both implementations after timing")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device")

@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.throughput import DECODE_CONTEXTS, DECODE_WARMUP, _attention_window, main
+from benchmarks.throughput import DECODE_CONTEXTS, DECODE_WARMUP, _attention_window
 from bertcourse.gpt import GPT, GPTConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,11 +59,3 @@ def test_the_decoding_table_runs_from_its_command_once_per_thread_count() -> Non
     assert f"{DECODE_WARMUP} untimed steps" in headers[0]
     for column in ("cached", "control", "control + read", "bf16 cache"):
         assert result.stdout.count(f"\n{column} per-token time, context 1024 / 64") == 2
-
-
-@pytest.mark.parametrize("flag", ["--rounds", "--steps", "--batches", "--threads", "--decode-threads"])
-def test_a_count_below_one_is_refused_by_name(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:  # before any model is built
-        main(["--no-train", flag, "0"])
-    assert exit_info.value.code == 2
-    assert f"argument {flag}: must be a positive integer, got '0'" in capsys.readouterr().err
