@@ -12,9 +12,10 @@ __all__ = ["get_device", "resolve_device", "seed_everything"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """Return ``cuda`` if available, then ``mps``, then ``cpu``; ``prefer`` forces one by name."""
+    """Return ``cuda`` if available, then ``mps``, then ``cpu``; ``prefer`` forces one by name (ValueError if
+    this machine has no such device, rather than a failure at the first tensor moved there)."""
     if prefer is not None:
-        return torch.device(prefer)
+        return resolve_device(prefer, "prefer")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -542,3 +542,42 @@ def test_compare_refuses_a_zero_count_by_name(flag: str, message: str, tmp_path:
         compare.main(["--preset", "tiny", "--out", str(tmp_path), flag, "0"])
     assert f"argument {flag}: {message}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+# ---- devices --------------------------------------------------------------------------------------------
+def _missing_devices() -> list[str]:
+    """Device names this machine lacks: a type torch does not know, and CUDA or MPS where absent."""
+    missing = ["tpu"]
+    if not torch.cuda.is_available():
+        missing.append("cuda")
+    if not torch.backends.mps.is_available():
+        missing.append("mps")
+    return missing
+
+
+@pytest.mark.parametrize("device", _missing_devices())
+def test_a_device_this_machine_lacks_is_refused_by_name_before_any_work(
+    device: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bertcourse import compare
+    from bertcourse.device import get_device
+    from bertcourse.engine import setup
+    from bertcourse.pretrain import parse_args
+
+    with pytest.raises(ValueError, match=f"prefer .*{device}"):
+        get_device(device)
+    with pytest.raises(ValueError, match=f"device .*{device}"):
+        setup(device)
+    with pytest.raises(ValueError, match=f"device .*{device}"):
+        compare.run("tiny", 1, tmp_path / "run", device=device)
+    expected = f"--device {device!r} does not exist here"
+    if device == "tpu":
+        expected = "--device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'"
+    for command in (
+        lambda: parse_args(["--model", "gpt", "--out", str(tmp_path / "pretrain"), "--device", device]),
+        lambda: compare.main(["--preset", "tiny", "--out", str(tmp_path / "compare"), "--device", device]),
+    ):
+        with pytest.raises(SystemExit):
+            command()
+        assert expected in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no output folder was made

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from bertcourse.device import get_device
+from bertcourse.device import get_device, resolve_device
 
 __all__ = ["Distributed", "setup"]
 
@@ -61,7 +61,7 @@ def setup(device: str | None = None) -> Distributed:
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = get_device(device)
+    chosen = resolve_device(device) if device is not None else get_device()
     if chosen.type == "cuda" and chosen.index is None:
         chosen = torch.device("cuda", local_rank)
     if chosen.type == "cuda":

@@ -83,7 +83,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bertcourse.data.toylang import CLOZE_CUES, ClozeItem, TaskItem
-from bertcourse.device import get_device, seed_everything
+from bertcourse.device import get_device, resolve_device, seed_everything
 from bertcourse.engine import train
 from bertcourse.engine.flops import flops_per_token
 from bertcourse.experiments.cloze import cloze_accuracy
@@ -354,7 +354,7 @@ def run(
         raise ValueError(f"models must be a non-empty subset of {tuple(ROWS)}, got {models}")
     preset = dataclasses.replace(preset, rows=tuple(models))
     _jobs(jobs, torch.device("cpu"), 1)  # a bad value fails before any work
-    device = torch.device(device) if device is not None else get_device()
+    device = resolve_device(device) if device is not None else get_device()  # before any folder is made
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
 
