@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bertcourse.validation import check_int
+from bertcourse.validation import check_int, check_probability
 
 __all__ = ["Embeddings"]
 
@@ -42,7 +42,11 @@ class Embeddings(nn.Module):
         padding_idx: int | None = None,
     ) -> None:
         super().__init__()
+        check_int(vocab_size, "vocab_size", minimum=1)
+        check_int(d_model, "d_model", minimum=1)
+        check_int(max_len, "max_len", minimum=1)
         check_int(type_vocab_size, "type_vocab_size", minimum=0)
+        check_probability(dropout, "dropout")
         self.max_len = max_len
         self.word_embeddings = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)  # (V, H)
         self.position_embeddings = nn.Embedding(max_len, d_model)  # (max_len, H)

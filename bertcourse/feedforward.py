@@ -16,6 +16,8 @@ from typing import Literal, get_args
 
 from torch import Tensor, nn
 
+from bertcourse.validation import check_int, check_probability
+
 __all__ = ["ACTIVATIONS", "Activation", "FeedForward"]
 
 Activation = Literal["gelu", "gelu_tanh"]
@@ -39,6 +41,9 @@ class FeedForward(nn.Module):
         self, d_model: int, d_ff: int, dropout: float = 0.0, activation: Activation = "gelu", bias: bool = True
     ) -> None:
         super().__init__()
+        check_int(d_model, "d_model", minimum=1)
+        check_int(d_ff, "d_ff", minimum=1)
+        check_probability(dropout, "dropout")
         self.fc1 = nn.Linear(d_model, d_ff, bias=bias)  # W_1: expand H -> d_ff (GPT-2 "c_fc", BERT "intermediate")
         self.activation = gelu(activation)
         self.fc2 = nn.Linear(d_ff, d_model, bias=bias)  # W_2: project d_ff -> H (GPT-2 "c_proj", BERT "output")

@@ -51,6 +51,11 @@ def token_cross_entropy(logits: Tensor, labels: Tensor, reduction: Reduction = "
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if logits.dim() < 2 or labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"labels must have the shape of logits without its class dim, {tuple(logits.shape[:-1])}; "
+            f"got labels {tuple(labels.shape)} for logits {tuple(logits.shape)}"
+        )
     flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)  # (B * T, V), (B * T,)
     total = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
     if reduction == "sum":

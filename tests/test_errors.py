@@ -15,7 +15,9 @@ from bertcourse.attention import MultiHeadAttention, scaled_dot_product_attentio
 from bertcourse.base import CheckpointError
 from bertcourse.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from bertcourse.elmo import ELMo, ELMoConfig
+from bertcourse.embeddings import Embeddings
 from bertcourse.engine import train
+from bertcourse.feedforward import FeedForward
 from bertcourse.gpt import GPT, GPTConfig
 from bertcourse.heads import SequenceClassifier
 from bertcourse.objectives import mask_tokens, token_cross_entropy
@@ -99,6 +101,24 @@ def test_multi_head_attention_bad_sizes(args: tuple, kwargs: dict, match: str) -
 def test_multi_head_attention_dtype_mismatch_names_both_dtypes() -> None:
     with pytest.raises(ValueError, match=r"x has dtype torch.float64 but the weights are torch.float32"):
         MultiHeadAttention(16, 4)(torch.randn(2, 3, 16, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: FeedForward(16, 0), "d_ff must be a positive integer"),
+        (lambda: FeedForward(0, 32), "d_model must be a positive integer"),
+        (lambda: FeedForward(16, 32, dropout=1.0), "dropout must be a probability"),
+        (lambda: Embeddings(0, 16, 8), "vocab_size must be a positive integer"),
+        (lambda: Embeddings(50, 16, 0), "max_len must be a positive integer"),
+        (lambda: Embeddings(50, 16.0, 8), "d_model must be an integer"),
+        (lambda: Embeddings(50, 16, 8, dropout=-0.1), "dropout must be a probability"),
+    ],
+)
+def test_building_blocks_refuse_bad_sizes(build: object, match: str) -> None:
+    """The blocks the models share check their own sizes (a FeedForward of width 0 would return its bias)."""
+    with pytest.raises(ValueError, match=match):
+        build()
 
 
 def test_multi_head_attention_list_masks() -> None:
@@ -392,6 +412,8 @@ def test_token_classification_losses_share_one_cross_entropy() -> None:
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
     torch.testing.assert_close(token_cross_entropy(logits, labels), expected)
     assert torch.equal(token_cross_entropy(logits, torch.full_like(labels, -100)), torch.tensor(0.0))
+    with pytest.raises(ValueError, match=r"labels must have the shape of logits without its class dim, \(2, 4\)"):
+        token_cross_entropy(logits[:, :4], labels)  # 8 rows of logits against 10 labels: torch's message names neither
 
 
 def tiny_loader() -> list[dict[str, torch.Tensor]]:
