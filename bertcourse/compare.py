@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bertcourse.device import resolve_device
+from bertcourse.device import check_device_flag
 from bertcourse.experiments.head_to_head import evaluation_sets, run
 from bertcourse.experiments.setup import PRESETS, ROWS
 from bertcourse.validation import positive_int
@@ -49,11 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    if args.device is not None:
-        try:
-            resolve_device(args.device, "--device")
-        except ValueError as exc:
-            parser.error(str(exc))
+    check_device_flag(parser, args.device)
     command = shlex.join(["python", "-m", "bertcourse.compare", *(sys.argv[1:] if argv is None else argv)])
     results = run(
         args.preset, args.seeds, args.out, models=args.models, device=args.device, jobs=args.jobs,

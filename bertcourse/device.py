@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["get_device", "resolve_device", "seed_everything"]
+__all__ = ["check_device_flag", "get_device", "resolve_device", "seed_everything"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -38,6 +39,17 @@ def resolve_device(device: torch.device | str, name: str = "device") -> torch.de
     elif resolved.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
     return resolved
+
+
+def check_device_flag(parser: argparse.ArgumentParser, device: str | None) -> None:
+    """A command line's ``--device`` (None: not given): one this machine lacks ends the parse with argparse's
+    error naming the flag, before any work."""
+    if device is None:
+        return
+    try:
+        resolve_device(device, "--device")
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:

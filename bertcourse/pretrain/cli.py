@@ -14,7 +14,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bertcourse.device import resolve_device
+from bertcourse.device import check_device_flag
 from bertcourse.registry import MODELS, SIZES
 
 __all__ = ["IDENTITY", "PretrainArgs", "parse_args"]
@@ -140,9 +140,5 @@ def parse_args(argv: Sequence[str] | None = None) -> PretrainArgs:
     for ok, message in checks:
         if not ok:
             parser.error(message)
-    if v.device is not None:
-        try:
-            resolve_device(v.device, "--device")
-        except ValueError as exc:
-            parser.error(str(exc))
+    check_device_flag(parser, v.device)
     return PretrainArgs(**values)
